@@ -1,0 +1,275 @@
+"""Named, validated training configurations.
+
+A recipe is `<dataset>-<variant>`: the paper's four datasets (Table 1 hyper-parameters; LSUN
+Church 64 uses CelebA 64's, since its config was not released) and the two embedded ones, each
+with the variants ic, ot, gc (mu=0.5) and gc_ot. `resolve(name, ["key=value", ...])` applies
+overrides and validates once; the rest of the code receives a frozen `TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+
+import torch
+
+from .couplings import COUPLINGS
+from .data import DATASETS
+from .losses import LOSSES
+from .networks import MLP, ConsistencyFunction, SongUNet, count_parameters
+
+OPTIMIZERS = ("lion", "adam", "radam")
+ENDPOINTS = ("ema", "online")
+NETWORKS = ("unet", "mlp")
+
+
+class ConfigError(ValueError):
+    """A configuration a run cannot start from; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: str
+    recipe: str = "custom"
+    # Coupling (couplings.py). mu is the fraction of GC samples in each batch.
+    variant: str = "ic"
+    mu: float = 0.0
+    endpoint: str = "ema"  # which net predicts GC endpoints: the EMA (paper default) or online
+    gc_start_step: int = 0  # GC off before this step (the official code's unused option)
+    # Network (networks.py); num_blocks and dropout are per resolution level.
+    network: str = "unet"
+    model_channels: int = 128
+    channel_mult: tuple[int, ...] = (1, 2, 2)
+    num_blocks: tuple[int, ...] = (3, 3, 3)
+    attn_resolutions: tuple[int, ...] = ()
+    dropout: tuple[float, ...] = (0.0, 0.0, 0.0)
+    mlp_hidden: int = 128
+    mlp_layers: int = 3
+    # Optimisation: Lion, betas (0.9, 0.99), no weight decay, no warm-up, fp32 (paper).
+    batch_size: int = 512
+    total_steps: int = 100_000
+    lr: float = 1e-4
+    optimizer: str = "lion"
+    beta1: float = 0.9
+    beta2: float = 0.99
+    ema_beta: float = 0.9999
+    ema_every: int = 5
+    # Consistency training (schedules.py, losses.py).
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    sigma_data: float = 0.5
+    rho: float = 7.0
+    s0: int = 10
+    s1: int = 1280
+    p_mean: float = -1.1
+    p_std: float = 2.0
+    loss: str = "pseudo_huber"
+    # Bookkeeping.
+    seed: int = 0
+    log_every: int = 100
+    snapshot_every: int = 10_000
+    checkpoint_every: int = 1_000
+    data_dir: str = "data"
+    device: str = "auto"
+    tf32: bool = False  # fp32 matmuls by default, as the paper trained
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict:
+        return {f.name: list(v) if isinstance(v, tuple) else v for f, v in self._items()}
+
+    def _items(self):
+        return ((f, getattr(self, f.name)) for f in dataclasses.fields(self))
+
+
+def _nearest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.4)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _one_of(name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"unknown {name} '{value}'{_nearest(value, choices)} Valid: {', '.join(choices)}"
+        )
+
+
+def _validate(c: TrainConfig) -> None:
+    _one_of("dataset", c.dataset, DATASETS)
+    _one_of("variant", c.variant, COUPLINGS)
+    _one_of("endpoint", c.endpoint, ENDPOINTS)
+    _one_of("optimizer", c.optimizer, OPTIMIZERS)
+    _one_of("loss", c.loss, LOSSES)
+    _one_of("network", c.network, NETWORKS)
+    if not 0.0 <= c.mu <= 1.0:
+        raise ConfigError(f"mu={c.mu} is outside [0, 1]: mu is the fraction of GC samples")
+    if c.mu > 0 and not c.variant.startswith("gc"):
+        raise ConfigError(f"mu={c.mu} has no effect with variant={c.variant}; use variant=gc")
+    for key in ("total_steps", "batch_size", "log_every", "snapshot_every", "checkpoint_every"):
+        if getattr(c, key) <= 0:
+            raise ConfigError(f"{key}={getattr(c, key)} must be a positive integer")
+    for key in ("lr", "sigma_min", "sigma_data", "rho", "p_std"):
+        if not getattr(c, key) > 0:
+            raise ConfigError(f"{key}={getattr(c, key)} must be positive")
+    if not c.sigma_min < c.sigma_max:
+        raise ConfigError(f"sigma_min={c.sigma_min} must be below sigma_max={c.sigma_max}")
+    if not 1 <= c.s0 <= c.s1:
+        raise ConfigError(f"need 1 <= s0 <= s1, got s0={c.s0}, s1={c.s1}")
+    if not 0 < c.ema_beta < 1 or c.ema_every < 1:
+        raise ConfigError(
+            f"need 0 < ema_beta < 1 and ema_every >= 1, got {c.ema_beta}, {c.ema_every}"
+        )
+    if c.gc_start_step < 0:
+        raise ConfigError(f"gc_start_step={c.gc_start_step} must be >= 0")
+    image = len(DATASETS[c.dataset].shape) == 3
+    if c.network != ("unet" if image else "mlp"):
+        raise ConfigError(f"dataset {c.dataset} needs network={'unet' if image else 'mlp'}")
+    levels = len(c.channel_mult)
+    for key in ("num_blocks", "dropout"):
+        if len(getattr(c, key)) != levels:
+            raise ConfigError(
+                f"{key}={list(getattr(c, key))} has {len(getattr(c, key))} entries but "
+                f"channel_mult={list(c.channel_mult)} has {levels} levels: give one per level "
+                f"or a single value"
+            )
+    if any(not 0 <= p < 1 for p in c.dropout):
+        raise ConfigError(f"dropout={list(c.dropout)}: each rate must lie in [0, 1)")
+    if image and DATASETS[c.dataset].shape[-1] % 2 ** (levels - 1):
+        raise ConfigError(f"{levels} levels halve {c.dataset}'s resolution too often")
+    if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
+        raise ConfigError(f"device='{c.device}': use auto, cpu, cuda or cuda:N")
+
+
+# ---- recipes ----------------------------------------------------------------------------------
+
+_PAPER = {
+    "cifar10": dict(
+        batch_size=512, total_steps=100_000, lr=1e-4, channel_mult=(1, 2, 2),
+        num_blocks=(3, 3, 3), attn_resolutions=(), dropout=(0.3, 0.3, 0.3),
+        snapshot_every=10_000,
+    ),
+    "imagenet32": dict(
+        batch_size=512, total_steps=150_000, lr=8e-5, channel_mult=(1, 1, 2),
+        num_blocks=(3, 5, 7), attn_resolutions=(16,), dropout=(0.0, 0.2, 0.2),
+        snapshot_every=10_000,
+    ),
+    "celeba64": dict(
+        batch_size=128, total_steps=150_000, lr=8e-5, channel_mult=(1, 2, 2, 2),
+        num_blocks=(3, 3, 4, 5), attn_resolutions=(), dropout=(0.0, 0.0, 0.2, 0.2),
+        snapshot_every=10_000,
+    ),
+}  # fmt: skip
+_PAPER["lsun_church64"] = _PAPER["celeba64"]
+
+_EMBEDDED = {
+    # Sized for a 2-core CPU: see DESIGN.md "Sizing the embedded default".
+    "digits8": dict(
+        batch_size=128, total_steps=3_000, lr=1e-4, model_channels=16, channel_mult=(1, 2),
+        num_blocks=(2, 2), attn_resolutions=(), dropout=(0.0, 0.0), s1=160,
+        log_every=50, snapshot_every=500, checkpoint_every=500,
+    ),
+    # The paper's toy (section 5.1): sigma_max=5, s1=100, squared L2, an MLP.
+    "toy2d": dict(
+        network="mlp", batch_size=256, total_steps=2_000, lr=1e-3, optimizer="adam",
+        beta2=0.999, sigma_max=5.0, s1=100, loss="l2", channel_mult=(1,), num_blocks=(1,),
+        dropout=(0.0,), log_every=50, snapshot_every=500, checkpoint_every=500,
+    ),
+}  # fmt: skip
+
+
+def _variant(base: dict, variant: str) -> dict:
+    gc = variant.startswith("gc")
+    out = dict(base, variant=variant, mu=0.5 if gc else 0.0)
+    if gc:  # the paper trains GC without dropout (DESIGN.md section 4)
+        out["dropout"] = tuple(0.0 for _ in base["dropout"])
+    return out
+
+
+RECIPES: dict[str, dict] = {
+    f"{name}-{variant}": dict(_variant(base, variant), dataset=name, recipe=f"{name}-{variant}")
+    for name, base in {**_PAPER, **_EMBEDDED}.items()
+    for variant in COUPLINGS
+}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _parse_value(key: str, text: str, current):
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        if isinstance(current, tuple):
+            element = type(current[0]) if current else int
+            return tuple(element(v) for v in text.replace("[", "").replace("]", "").split(",") if v)
+        return type(current)(text)
+    except ValueError:
+        raise ConfigError(
+            f"cannot read {key}={text!r}: expected {type(current).__name__} like {current!r}"
+        ) from None
+
+
+def parse_overrides(pairs: list[str], base: dict) -> dict:
+    """['mu=0.3', 'channel_mult=1,2'] -> typed values, checked against TrainConfig's fields."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"override {pair!r} is not key=value (e.g. --set mu=0.3)")
+        key, text = pair.split("=", 1)
+        key = key.strip()
+        if key not in _FIELDS or key == "recipe":
+            valid = [k for k in _FIELDS if k != "recipe"]
+            raise ConfigError(f"unknown key '{key}'{_nearest(key, valid)}")
+        current = base.get(key, _FIELDS[key].default)
+        out[key] = _parse_value(key, text.strip(), current)
+    return out
+
+
+def resolve(recipe: str, overrides: list[str] = ()) -> TrainConfig:
+    """The recipe's config with `key=value` overrides applied, validated."""
+    if recipe not in RECIPES:
+        raise ConfigError(
+            f"unknown recipe '{recipe}'{_nearest(recipe, RECIPES)} See `gcbench recipes`."
+        )
+    base = RECIPES[recipe]
+    values = {**base, **parse_overrides(list(overrides), base)}
+    levels = len(values.get("channel_mult", _FIELDS["channel_mult"].default))
+    for key in ("num_blocks", "dropout"):  # a single value applies to every level
+        if len(values.get(key, ())) == 1 and levels > 1:
+            values[key] = values[key] * levels
+    return TrainConfig(**values)
+
+
+def from_dict(values: dict) -> TrainConfig:
+    """Inverse of TrainConfig.to_dict (lists back to tuples)."""
+    return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def build_network(c: TrainConfig) -> ConsistencyFunction:
+    shape = DATASETS[c.dataset].shape
+    if c.network == "mlp":
+        backbone = MLP(shape[0], hidden=c.mlp_hidden, layers=c.mlp_layers)
+    else:
+        backbone = SongUNet(
+            resolution=shape[-1], in_channels=shape[0], out_channels=shape[0],
+            model_channels=c.model_channels, channel_mult=c.channel_mult,
+            num_blocks=c.num_blocks, attn_resolutions=c.attn_resolutions, dropout=c.dropout,
+        )  # fmt: skip
+    return ConsistencyFunction(backbone, sigma_min=c.sigma_min, sigma_data=c.sigma_data)
+
+
+def parameter_count(c: TrainConfig) -> int:
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        return count_parameters(build_network(c))
+
+
+def describe_recipes() -> list[dict]:
+    rows = []
+    for name in RECIPES:
+        c = resolve(name)
+        rows.append(dict(name=name, dataset=c.dataset, variant=c.variant, mu=c.mu,
+                         parameters=parameter_count(c)))  # fmt: skip
+    return rows
