@@ -237,9 +237,11 @@ def resolve(recipe: str, overrides: list[str] = ()) -> TrainConfig:
     base = RECIPES[recipe]
     values = {**base, **parse_overrides(list(overrides), base)}
     levels = len(values.get("channel_mult", _FIELDS["channel_mult"].default))
-    for key in ("num_blocks", "dropout"):  # a single value applies to every level
-        if len(values.get(key, ())) == 1 and levels > 1:
-            values[key] = values[key] * levels
+    for key in ("num_blocks", "dropout"):
+        # One value, or the same value at every level, applies to however many levels there are.
+        per_level = values.get(key, _FIELDS[key].default)
+        if len(set(per_level)) == 1:
+            values[key] = per_level[:1] * levels
     return TrainConfig(**values)
 
 

@@ -24,6 +24,7 @@ def num_sigma_points(step: int, total_steps: int, s0: int = 10, s1: int = 1280) 
     """The iCT curriculum N(k) in points (intervals + 1): s0 intervals, doubling every K'
     steps, capped at s1, with K' = floor(K / (log2 floor(s1/s0) + 1))."""
     k_prime = math.floor(total_steps / (math.log2(math.floor(s1 / s0)) + 1))
+    k_prime = max(k_prime, 1)  # runs shorter than the number of doublings (tests) double each step
     return min(s0 * 2 ** (step // k_prime), s1) + 1
 
 
