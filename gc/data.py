@@ -42,15 +42,21 @@ class MissingDatasetError(FileNotFoundError):
     pass
 
 
-def digits(split: str = "train") -> Tensor:
-    """sklearn's 8x8 digits scaled to [-1, 1], shape (N, 1, 8, 8); a fixed 80/20 split."""
+def digits_with_labels(split: str = "train") -> tuple[Tensor, Tensor]:
+    """sklearn's 8x8 digits scaled to [-1, 1], shape (N, 1, 8, 8), and their labels; a fixed
+    80/20 train/test split."""
     from sklearn.datasets import load_digits
 
-    images = torch.from_numpy(load_digits().images).float() / 16 * 2 - 1
+    raw = load_digits()
+    images = torch.from_numpy(raw.images).float() / 16 * 2 - 1
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(DIGITS_SPLIT_SEED))
     n_test = int(len(images) * DIGITS_TEST_FRACTION)
     idx = {"train": order[n_test:], "test": order[:n_test]}[split]
-    return images[idx].unsqueeze(1)
+    return images[idx].unsqueeze(1), torch.from_numpy(raw.target)[idx]
+
+
+def digits(split: str = "train") -> Tensor:
+    return digits_with_labels(split)[0]
 
 
 def toy2d(n: int = 20_000, seed: int = 0) -> Tensor:

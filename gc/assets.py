@@ -1,0 +1,123 @@
+"""Metric assets: Inception weights and reference statistics, fetched once into a cache.
+
+Compute nodes often have no internet, and clean-fid would download its Inception weights to
+/tmp on every node. Instead `gcbench assets fetch` downloads every asset once, on a machine with
+internet, into one cache directory, records its sha256 in `manifest.json`, and every evaluation
+loads from there after checking the hash. Where the publisher states a hash (torch-hub style
+file names carry the first 8 hex digits of the sha256) the download is checked against it;
+otherwise the hash recorded at fetch time is what later loads are checked against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import atomic_write
+
+DEFAULT_CACHE = Path("~/.cache/gcbench").expanduser()
+_CLEANFID_STATS = "https://www.cs.cmu.edu/~clean-fid/stats"
+
+
+@dataclass(frozen=True)
+class Asset:
+    filename: str
+    url: str
+    purpose: str
+    sha256_prefix: str | None = None  # as published by the source, where it publishes one
+
+
+ASSETS: dict[str, Asset] = {
+    "inception": Asset(
+        "inception-2015-12-05.pt",
+        "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
+        "clean-fid's TorchScript Inception (FID in clean and legacy_tensorflow modes)",
+    ),
+    "inception-torch-fidelity": Asset(
+        "weights-inception-2015-12-05-6726825d.pth",
+        "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+        "torch-fidelity's Inception (Inception Score)",
+        "6726825d",
+    ),
+    **{
+        f"stats-cifar10-{mode}": Asset(
+            f"cifar10_{mode}_train_32.npz",
+            f"{_CLEANFID_STATS}/cifar10_{mode}_train_32.npz",
+            f"clean-fid's CIFAR-10 training-set statistics ({mode} mode)",
+        )
+        for mode in ("clean", "legacy_tensorflow")
+    },
+}  # fmt: skip
+
+
+class MissingAssetError(FileNotFoundError):
+    pass
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _manifest(cache: Path) -> dict:
+    path = cache / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _record(cache: Path, filename: str, digest: str) -> None:
+    manifest = _manifest(cache) | {filename: digest}
+    atomic_write(
+        cache / "manifest.json", lambda f: f.write(json.dumps(manifest, indent=2).encode())
+    )
+
+
+def fetch(name: str, cache: Path = DEFAULT_CACHE, progress=print) -> Path:
+    """Download one asset into the cache (unless present and verified); return its path."""
+    asset = ASSETS[name]
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / asset.filename
+    if target.exists() and status(name, cache) == "ok":
+        return target
+    progress(f"downloading {asset.url}")
+    tmp = target.with_name(f".{target.name}.part")
+    with urllib.request.urlopen(asset.url, timeout=60) as response, open(tmp, "wb") as f:
+        shutil.copyfileobj(response, f)
+    digest = sha256(tmp)
+    if asset.sha256_prefix and not digest.startswith(asset.sha256_prefix):
+        tmp.unlink()
+        raise OSError(f"{asset.url}: sha256 {digest} does not start with {asset.sha256_prefix}")
+    tmp.replace(target)
+    _record(cache, asset.filename, digest)
+    return target
+
+
+def status(name: str, cache: Path = DEFAULT_CACHE) -> str:
+    """'ok', 'missing', 'unverified' (no recorded hash) or 'corrupt' (hash mismatch)."""
+    asset = ASSETS[name]
+    path = cache / asset.filename
+    if not path.exists():
+        return "missing"
+    expected = _manifest(cache).get(asset.filename)
+    if expected is None:
+        return "unverified"
+    return "ok" if sha256(path) == expected else "corrupt"
+
+
+def require(name: str, cache: Path = DEFAULT_CACHE) -> Path:
+    """The verified path of an asset, or an error that says where it comes from and how to
+    fetch it. Call before any sampling, so a missing file costs nothing."""
+    asset = ASSETS[name]
+    state = status(name, cache)
+    if state == "ok":
+        return cache / asset.filename
+    raise MissingAssetError(
+        f"metric asset {asset.filename} is {state} in {cache} ({asset.purpose}). It comes from "
+        f"{asset.url}. On a machine with internet run `gcbench assets fetch --cache-dir {cache}`."
+    )

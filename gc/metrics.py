@@ -1,0 +1,79 @@
+"""Metric functions on features and samples. Pure: arrays in, numbers out.
+
+Image metrics delegate to the libraries the field uses: the Frechet distance to clean-fid,
+KID and precision/recall to torch-fidelity. The 2-D toy metrics are exact and small enough to
+write here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def gaussian_moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    features = np.asarray(features, dtype=np.float64)
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)), as clean-fid computes it."""
+    from cleanfid.fid import frechet_distance as cleanfid_frechet
+
+    return float(cleanfid_frechet(mu1, np.atleast_2d(sigma1), mu2, np.atleast_2d(sigma2)))
+
+
+def kid(features_a: np.ndarray, features_b: np.ndarray, subset_size: int = 1000) -> dict:
+    """Kernel inception distance (cubic polynomial kernel, unbiased MMD^2), by torch-fidelity."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    size = min(subset_size, len(features_a), len(features_b))
+    out = kid_features_to_metric(
+        torch.from_numpy(features_a),
+        torch.from_numpy(features_b),
+        kid_subset_size=size,
+        kid_subsets=100,
+        verbose=False,
+    )
+    return {
+        "kid": out["kernel_inception_distance_mean"],
+        "kid_std": out["kernel_inception_distance_std"],
+    }
+
+
+def precision_recall(generated: np.ndarray, reference: np.ndarray) -> dict:
+    """Improved precision and recall (k=3 neighbourhoods, Kynkaanniemi et al.), by
+    torch-fidelity: precision = generated samples inside the reference manifold."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    out = prc_features_to_metric(
+        torch.from_numpy(generated).float(), torch.from_numpy(reference).float(), verbose=False
+    )
+    return {"precision": out["precision"], "recall": out["recall"]}
+
+
+# ---- 2-D toy --------------------------------------------------------------------------------
+
+
+def frechet_2d(a: np.ndarray, b: np.ndarray) -> float:
+    """The Frechet distance between Gaussian fits of two 2-D point sets (exact for 2x2)."""
+    mu1, s1 = gaussian_moments(a)
+    mu2, s2 = gaussian_moments(b)
+    # tr (S1 S2)^(1/2) for 2x2 SPD: sqrt(tr(S1 S2) + 2 sqrt(det(S1 S2))).
+    m = s1 @ s2
+    tr_sqrt = np.sqrt(max(np.trace(m) + 2 * np.sqrt(max(np.linalg.det(m), 0.0)), 0.0))
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt)
+
+
+def sliced_wasserstein(
+    a: np.ndarray, b: np.ndarray, projections: int = 256, seed: int = 0
+) -> float:
+    """Sliced 2-Wasserstein distance: mean over random directions of the 1-D W2 between the
+    projected samples (quantiles matched on a common grid)."""
+    rng = np.random.default_rng(seed)
+    directions = rng.normal(size=(projections, a.shape[1]))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    qs = np.linspace(0, 1, min(len(a), len(b)))
+    pa = np.quantile(a @ directions.T, qs, axis=0)
+    pb = np.quantile(b @ directions.T, qs, axis=0)
+    return float(np.sqrt(((pa - pb) ** 2).mean()))
