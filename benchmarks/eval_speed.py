@@ -55,8 +55,10 @@ def main() -> None:
         feats = extractor(images, batch_size=args.batch_size)
         rate = args.n / (time.perf_counter() - start)
         assert np.isfinite(feats).all()
-        print(f"  features ({mode}, {extractor.label}, {args.workers} resize workers): "
-              f"{rate:,.1f} samples/s")  # fmt: skip
+        print(
+            f"  features ({mode}, {extractor.label}, {args.workers} resize workers): "
+            f"{rate:,.1f} samples/s"
+        )
 
 
 if __name__ == "__main__":

@@ -70,8 +70,16 @@ def main() -> None:
         gen = torch.Generator(device).manual_seed(0)
         start = time.perf_counter()
         for _ in range(steps):
-            loss, _ = training_step(net, coupling, LOSSES[c.loss], x, *grid, step=0, gen=gen,
-                                    endpoint_fn=in_eval_mode(ema))  # fmt: skip
+            loss, _ = training_step(
+                net,
+                coupling,
+                LOSSES[c.loss],
+                x,
+                *grid,
+                step=0,
+                gen=gen,
+                endpoint_fn=in_eval_mode(ema),
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -88,9 +96,11 @@ def main() -> None:
     median = {name: statistics.median(t) for name, t in times.items()}
 
     params = sum(p.numel() for p in net.parameters())
-    print(f"recipe {args.recipe} {' '.join(args.overrides)}: {params:,} parameters, "
-          f"batch {c.batch_size}, {device}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} rounds x {args.steps} steps")  # fmt: skip
+    print(
+        f"recipe {args.recipe} {' '.join(args.overrides)}: {params:,} parameters, "
+        f"batch {c.batch_size}, {device}, {torch.get_num_threads()} threads, "
+        f"{args.rounds} rounds x {args.steps} steps"
+    )
     for name, t in median.items():
         print(f"  {name:<24} {1000 * t:8.1f} ms/step")
     ic = median["IC"]

@@ -51,7 +51,7 @@ ASSETS: dict[str, Asset] = {
         )
         for mode in ("clean", "legacy_tensorflow")
     },
-}  # fmt: skip
+}
 
 
 class MissingAssetError(FileNotFoundError):

@@ -196,6 +196,12 @@ _CACHE = click.option(
     type=click.IntRange(min=1),
     help="Processes for clean-fid's 299x299 resize.",
 )
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write all results here: a JSON list, or one CSV with --curve.",
+)
 def eval_(
     run_dir,
     snapshot,
@@ -210,6 +216,7 @@ def eval_(
     device,
     batch_size,
     workers,
+    out,
 ) -> None:
     """Sample from a run's snapshot and compute its metrics, one JSON per evaluation under
     RUN_DIR/eval/ (with --curve: every snapshot into one CSV).
@@ -223,6 +230,7 @@ def eval_(
     from .data import MissingDatasetError
     from .evaluate import EvalSpec, evaluate, evaluate_curve
 
+    records, curves = [], []
     for s in steps:
         for w in weights:
             spec = EvalSpec(
@@ -239,16 +247,24 @@ def eval_(
             )
             try:
                 if curve:
-                    click.echo(f"curve -> {evaluate_curve(run_dir, spec)}")
+                    curves.append(evaluate_curve(run_dir, spec))
+                    click.echo(f"curve -> {curves[-1]}")
                     continue
-                record = evaluate(run_dir, snapshot, spec)
+                records.append(evaluate(run_dir, snapshot, spec))
             except (MissingAssetError, MissingDatasetError, FileNotFoundError, ValueError) as err:
                 _fail(str(err))
-            for m in record["metrics"]:
+            for m in records[-1]["metrics"]:
                 value = "n/a" if m["value"] is None else f"{m['value']:.4f}"
                 click.echo(
                     f"{m['metric']:<20} {m.get('mode', ''):<18} {value}  ({s}-step, {w}, n={count})"
                 )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if curve:  # one CSV: the per-setting curves one after the other, one header
+            lines = [p.read_text().splitlines() for p in curves]
+            out.write_text("\n".join(lines[0][:1] + [row for f in lines for row in f[1:]]) + "\n")
+        else:
+            out.write_text(json.dumps(records, indent=2) + "\n")
 
 
 @main.group()
@@ -285,6 +301,120 @@ def check(cache_dir: Path) -> None:
     if any(state != "ok" for state in states.values()):
         click.echo(f"fetch the missing ones with: gcbench assets fetch --cache-dir {cache_dir}")
         sys.exit(1)
+
+
+_LAUNCH_OPTIONS = [
+    click.option(
+        "--cluster",
+        required=True,
+        type=click.Choice(["local", "slurm"]),
+        help="submitit backend: slurm on a cluster, local on one machine.",
+    ),
+    click.option(
+        "--slurm-config",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        help="YAML of SLURM options (partition, account, gpus_per_node, ...).",
+    ),
+    click.option(
+        "--threads",
+        default=0,
+        show_default=True,
+        type=click.IntRange(min=0),
+        help="torch threads inside the job (0: torch's default).",
+    ),
+]
+
+
+def _launch_options(f):
+    for option in reversed(_LAUNCH_OPTIONS):
+        f = option(f)
+    return f
+
+
+@main.group()
+def launch() -> None:
+    """Run a job through submitit and wait for it (what the workflow's GPU rules call).
+
+    Re-attaches to a job already queued or running for the same run instead of submitting a
+    second one; exits non-zero with the job's error if it fails.
+    """
+
+
+@launch.command(name="train")
+@click.option("--recipe", required=True, metavar="NAME")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--run-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@_launch_options
+def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> None:
+    """Train one run as a checkpointable job (preempted jobs requeue and resume exactly)."""
+    from .launch import LaunchError, TrainJob
+    from .launch import launch as submit
+
+    try:
+        resolve(recipe, list(overrides))  # bad input fails here, before any submission
+        submit(
+            TrainJob(recipe, list(overrides), str(run_dir), threads),
+            "train",
+            run_dir,
+            cluster,
+            slurm_config,
+            log=click.echo,
+        )
+    except (ConfigError, LaunchError) as err:
+        _fail(str(err))
+    click.echo(f"done: {run_dir}")
+
+
+@launch.command(name="eval", context_settings={"ignore_unknown_options": True})
+@click.option("--run-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default="eval", show_default=True, help="Job name (one record per name).")
+@_launch_options
+@click.argument("eval_args", nargs=-1, type=click.UNPROCESSED)
+def launch_eval(run_dir, name, cluster, slurm_config, threads, eval_args) -> None:
+    """Run `gcbench eval --run-dir RUN_DIR EVAL_ARGS...` as a job."""
+    from .launch import CommandJob, LaunchError
+    from .launch import launch as submit
+
+    args = ["eval", "--run-dir", str(run_dir), *eval_args]
+    try:
+        submit(CommandJob(args, threads), name, run_dir, cluster, slurm_config, log=click.echo)
+    except LaunchError as err:
+        _fail(str(err))
+
+
+@main.command()
+@click.option(
+    "--results",
+    default="results",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--expect",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="RUN_DIR",
+    help="A run the study expects (repeatable); default: every run under RESULTS/runs.",
+)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    metavar="EXPERIMENT=KIND",
+    help="Which report an experiment feeds: table1, table3, mu_sweep, toy.",
+)
+def report(results: Path, expect: tuple[Path, ...], tables: tuple[str, ...]) -> None:
+    """Aggregate runs into results/tidy.csv, results/tables/ and results/figures/.
+
+    Missing or failed runs are listed in the tables and in results/README.md.
+    """
+    from .report import report as write_report
+
+    runs = list(expect) or sorted((results / "runs").glob("*/*/s*"))
+    kinds = dict(t.split("=", 1) for t in tables)
+    for path in write_report(results, runs, kinds):
+        click.echo(str(path))
 
 
 if __name__ == "__main__":

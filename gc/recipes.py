@@ -146,37 +146,73 @@ def _validate(c: TrainConfig) -> None:
 
 _PAPER = {
     "cifar10": dict(
-        batch_size=512, total_steps=100_000, lr=1e-4, channel_mult=(1, 2, 2),
-        num_blocks=(3, 3, 3), attn_resolutions=(), dropout=(0.3, 0.3, 0.3),
+        batch_size=512,
+        total_steps=100_000,
+        lr=1e-4,
+        channel_mult=(1, 2, 2),
+        num_blocks=(3, 3, 3),
+        attn_resolutions=(),
+        dropout=(0.3, 0.3, 0.3),
         snapshot_every=10_000,
     ),
     "imagenet32": dict(
-        batch_size=512, total_steps=150_000, lr=8e-5, channel_mult=(1, 1, 2),
-        num_blocks=(3, 5, 7), attn_resolutions=(16,), dropout=(0.0, 0.2, 0.2),
+        batch_size=512,
+        total_steps=150_000,
+        lr=8e-5,
+        channel_mult=(1, 1, 2),
+        num_blocks=(3, 5, 7),
+        attn_resolutions=(16,),
+        dropout=(0.0, 0.2, 0.2),
         snapshot_every=10_000,
     ),
     "celeba64": dict(
-        batch_size=128, total_steps=150_000, lr=8e-5, channel_mult=(1, 2, 2, 2),
-        num_blocks=(3, 3, 4, 5), attn_resolutions=(), dropout=(0.0, 0.0, 0.2, 0.2),
+        batch_size=128,
+        total_steps=150_000,
+        lr=8e-5,
+        channel_mult=(1, 2, 2, 2),
+        num_blocks=(3, 3, 4, 5),
+        attn_resolutions=(),
+        dropout=(0.0, 0.0, 0.2, 0.2),
         snapshot_every=10_000,
     ),
-}  # fmt: skip
+}
 _PAPER["lsun_church64"] = _PAPER["celeba64"]
 
 _EMBEDDED = {
     # Sized for a 2-core CPU: see DESIGN.md "Sizing the embedded default".
     "digits8": dict(
-        batch_size=128, total_steps=3_000, lr=1e-4, model_channels=16, channel_mult=(1, 2),
-        num_blocks=(2, 2), attn_resolutions=(), dropout=(0.0, 0.0), s1=160,
-        log_every=50, snapshot_every=500, checkpoint_every=500,
+        batch_size=128,
+        total_steps=3_000,
+        lr=1e-4,
+        model_channels=16,
+        channel_mult=(1, 2),
+        num_blocks=(2, 2),
+        attn_resolutions=(),
+        dropout=(0.0, 0.0),
+        s1=160,
+        log_every=50,
+        snapshot_every=500,
+        checkpoint_every=500,
     ),
     # The paper's toy (section 5.1): sigma_max=5, s1=100, squared L2, an MLP.
     "toy2d": dict(
-        network="mlp", batch_size=256, total_steps=2_000, lr=1e-3, optimizer="adam",
-        beta2=0.999, sigma_max=5.0, s1=100, loss="l2", channel_mult=(1,), num_blocks=(1,),
-        dropout=(0.0,), log_every=50, snapshot_every=500, checkpoint_every=500,
+        network="mlp",
+        batch_size=256,
+        total_steps=2_000,
+        lr=1e-3,
+        optimizer="adam",
+        beta2=0.999,
+        sigma_max=5.0,
+        s1=100,
+        loss="l2",
+        channel_mult=(1,),
+        num_blocks=(1,),
+        dropout=(0.0,),
+        log_every=50,
+        snapshot_every=500,
+        checkpoint_every=500,
     ),
-}  # fmt: skip
+}
 
 
 def _variant(base: dict, variant: str) -> dict:
@@ -256,10 +292,15 @@ def build_network(c: TrainConfig) -> ConsistencyFunction:
         backbone = MLP(shape[0], hidden=c.mlp_hidden, layers=c.mlp_layers)
     else:
         backbone = SongUNet(
-            resolution=shape[-1], in_channels=shape[0], out_channels=shape[0],
-            model_channels=c.model_channels, channel_mult=c.channel_mult,
-            num_blocks=c.num_blocks, attn_resolutions=c.attn_resolutions, dropout=c.dropout,
-        )  # fmt: skip
+            resolution=shape[-1],
+            in_channels=shape[0],
+            out_channels=shape[0],
+            model_channels=c.model_channels,
+            channel_mult=c.channel_mult,
+            num_blocks=c.num_blocks,
+            attn_resolutions=c.attn_resolutions,
+            dropout=c.dropout,
+        )
     return ConsistencyFunction(backbone, sigma_min=c.sigma_min, sigma_data=c.sigma_data)
 
 
@@ -272,6 +313,13 @@ def describe_recipes() -> list[dict]:
     rows = []
     for name in RECIPES:
         c = resolve(name)
-        rows.append(dict(name=name, dataset=c.dataset, variant=c.variant, mu=c.mu,
-                         parameters=parameter_count(c)))  # fmt: skip
+        rows.append(
+            dict(
+                name=name,
+                dataset=c.dataset,
+                variant=c.variant,
+                mu=c.mu,
+                parameters=parameter_count(c),
+            )
+        )
     return rows

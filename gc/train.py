@@ -170,11 +170,17 @@ def train(
 
     def save_state() -> None:
         checkpoint.save(
-            dict(net=net.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(),
-                 rng=_rng_state(gen, device), step=step, train_seconds=train_seconds,
-                 config=c.to_dict()),
+            dict(
+                net=net.state_dict(),
+                ema=ema.state_dict(),
+                optimizer=optimizer.state_dict(),
+                rng=_rng_state(gen, device),
+                step=step,
+                train_seconds=train_seconds,
+                config=c.to_dict(),
+            ),
             state_path,
-        )  # fmt: skip
+        )
 
     coupling = COUPLINGS[c.variant](c.mu, c.gc_start_step)
     loss_fn = LOSSES[c.loss]

@@ -10,9 +10,17 @@ def tiny_digits():
     def make(variant: str = "ic", *overrides: str):
         return resolve(
             f"digits8-{variant}",
-            ["model_channels=8", "batch_size=16", "total_steps=40", "log_every=10",
-             "snapshot_every=20", "checkpoint_every=1000", "device=cpu", *overrides],
-        )  # fmt: skip
+            [
+                "model_channels=8",
+                "batch_size=16",
+                "total_steps=40",
+                "log_every=10",
+                "snapshot_every=20",
+                "checkpoint_every=1000",
+                "device=cpu",
+                *overrides,
+            ],
+        )
 
     return make
 

@@ -58,7 +58,7 @@ def test_gc_with_mu_one_predicts_every_endpoint_from_ema_at_sigma_lo(tiny_digits
 
     loss, pair, _ = _step(net, GeneratorInducedCoupling(mu=1.0), x, grid, recording_ema)
     assert pair.is_gc.all()
-    (x_in, sigma), = calls  # fmt: skip
+    ((x_in, sigma),) = calls
     # Same z, lower noise level sigma_i: the pair's own x_lo is e + sigma_i z, the
     # predictor's input is x + sigma_i z.
     sigma_lo = (pair.x_lo - pair.endpoint) / pair.noise

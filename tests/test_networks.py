@@ -28,8 +28,16 @@ def test_boundary_condition_f_of_x_at_sigma_min_is_x(backbone):
 
 
 def test_unet_runs_attention_and_per_level_dropout():
-    net = SongUNet(8, 1, 1, model_channels=8, channel_mult=(1, 2), num_blocks=(1, 2),
-                   attn_resolutions=(4,), dropout=(0.0, 0.5))  # fmt: skip
+    net = SongUNet(
+        8,
+        1,
+        1,
+        model_channels=8,
+        channel_mult=(1, 2),
+        num_blocks=(1, 2),
+        attn_resolutions=(4,),
+        dropout=(0.0, 0.5),
+    )
     out = net(torch.randn(3, 1, 8, 8), torch.randn(3))
     assert out.shape == (3, 1, 8, 8)
     assert any(getattr(b, "attention", False) for b in net.enc.values())

@@ -42,9 +42,21 @@ def test_cli_sample_writes_uint8_images(tmp_path, tiny_digits):
     train(tiny_digits("gc", "total_steps=20"), tmp_path / "run", progress=False)
     out = tmp_path / "s.npz"
     result = CliRunner().invoke(
-        main, ["sample", "--run-dir", str(tmp_path / "run"), "--n", "7", "--steps", "2",
-               "--device", "cpu", "--out", str(out)],
-    )  # fmt: skip
+        main,
+        [
+            "sample",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--n",
+            "7",
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = np.load(out)
     assert data["samples"].shape == (7, 8, 8, 1) and data["samples"].dtype == np.uint8

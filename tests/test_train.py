@@ -12,9 +12,17 @@ from gcbench.recipes import ConfigError, build_network, resolve
 from gcbench.train import train, training_step
 
 METRIC_FIELDS = {
-    "step", "loss", "n_points", "transport_cost_ic", "transport_cost_gc", "gc_fraction",
-    "step_time", "images_per_s", "train_seconds", "time",
-}  # fmt: skip
+    "step",
+    "loss",
+    "n_points",
+    "transport_cost_ic",
+    "transport_cost_gc",
+    "gc_fraction",
+    "step_time",
+    "images_per_s",
+    "train_seconds",
+    "time",
+}
 
 
 def _final_state(run_dir):
@@ -82,8 +90,9 @@ def test_ema_follows_the_schedule(tmp_path, tiny_digits):
     after_five = checkpoint.load(checkpoint.snapshot_path(tmp_path / "five", 5))
     _assert_bitwise_equal(after_first["net"], after_first["ema"])
     _assert_bitwise_equal(after_first["net"], after_five["ema"])
-    assert not torch.equal(after_five["net"]["backbone.out_conv.bias"],
-                           after_five["ema"]["backbone.out_conv.bias"])  # fmt: skip
+    assert not torch.equal(
+        after_five["net"]["backbone.out_conv.bias"], after_five["ema"]["backbone.out_conv.bias"]
+    )
 
 
 def _fixed_batch_loss(net, c):
@@ -97,9 +106,17 @@ def _fixed_batch_loss(net, c):
     s = karras_sigmas(c.s1 + 1, c.sigma_min, c.sigma_max)
     with torch.no_grad():
         loss, _ = training_step(
-            net.eval(), IndependentCoupling(), LOSSES[c.loss], x, s, interval_probs(s),
-            loss_weights(s), step=0, gen=torch.Generator().manual_seed(0), endpoint_fn=None,
-        )  # fmt: skip
+            net.eval(),
+            IndependentCoupling(),
+            LOSSES[c.loss],
+            x,
+            s,
+            interval_probs(s),
+            loss_weights(s),
+            step=0,
+            gen=torch.Generator().manual_seed(0),
+            endpoint_fn=None,
+        )
     return loss.item()
 
 

@@ -1,0 +1,27 @@
+# gcbench: the reproduction study of "Improving Consistency Models with Generator-Induced
+# Coupling" (arXiv 2406.09570). Rules live in workflow/rules/; logic lives in the gcbench package.
+#
+#   snakemake --cores 2                 the embedded default (digits8 + toy2d, CPU)
+#   snakemake --profile slurm           the paper study on a SLURM cluster (slurm/config.yaml)
+
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+# The embedded default unless a study config is given (--configfile, or the slurm profile).
+# Config files merge key by key, so the default must not be loaded under another study.
+if "experiments" not in config:
+
+    configfile: "workflow/config/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/eval.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        rules.report.output,

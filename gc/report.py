@@ -1,0 +1,448 @@
+"""Reports: one tidy long table of every run, then paper-style tables and figures from it.
+
+The tidy table has one row per run x step x metric (plus the run's meta columns); tables and
+curves are computed from it as data frames first and drawn second. Expected runs that are
+missing or failed appear as rows with status "missing": they are counted and shown, never
+averaged away.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from tabulate import tabulate
+
+from . import checkpoint
+
+# Table 1 of the paper (1-step FID, 50k samples, training-set statistics), as quoted in
+# DESIGN.md section 4; Table 3 (CIFAR-10 ablations of GC mu = 0.5).
+PAPER = {
+    ("cifar10", "ic"): 7.42,
+    ("cifar10", "ot"): 6.75,
+    ("cifar10", "gc"): 5.95,
+    ("imagenet32", "ic"): 14.89,
+    ("imagenet32", "ot"): 14.13,
+    ("imagenet32", "gc"): 13.99,
+    ("celeba64", "ic"): 15.82,
+    ("celeba64", "ot"): 13.63,
+    ("celeba64", "gc"): 11.74,
+    ("lsun_church64", "ic"): 10.58,
+    ("lsun_church64", "ot"): 9.71,
+    ("lsun_church64", "gc"): 9.88,
+    ("cifar10", "gc_same_wallclock"): 6.38,
+    ("cifar10", "gc_online_endpoint"): 6.73,
+    ("cifar10", "gc_dropout"): 7.77,
+}
+
+# The headline metric of each dataset: (metric, mode). Published consistency-model FIDs use
+# clean-fid's legacy_tensorflow mode.
+PRIMARY = {"digits8": ("fd_digits", ""), "toy2d": ("frechet_2d", "")}
+DEFAULT_PRIMARY = ("fid", "legacy_tensorflow")
+
+KEYS = ["experiment", "variant", "seed", "kind", "step", "metric", "mode", "steps", "weights"]
+
+
+def primary(dataset: str) -> tuple[str, str]:
+    return PRIMARY.get(dataset, DEFAULT_PRIMARY)
+
+
+# ---- the tidy table -----------------------------------------------------------------------------
+
+
+def _run_meta(run_dir: Path) -> dict:
+    experiment, variant, seed = run_dir.parts[-3], run_dir.parts[-2], int(run_dir.parts[-1][1:])
+    meta = {"experiment": experiment, "variant": variant, "seed": seed, "run": str(run_dir)}
+    config_path = run_dir / "config.json"
+    if config_path.exists():
+        c = checkpoint.read_json(config_path)
+        meta |= {"dataset": c["dataset"], "coupling": c["variant"], "mu": c["mu"]}
+    return meta
+
+
+def run_rows(run_dir: Path) -> list[dict]:
+    """Every number one run produced, as tidy rows; one 'missing' row if it has none."""
+    meta = _run_meta(run_dir)
+    seconds = {r["step"]: r["train_seconds"] for r in checkpoint.read_metrics(run_dir)}
+    rows = []
+    for r in checkpoint.read_metrics(run_dir):
+        rows.append(
+            meta
+            | {
+                "kind": "train",
+                "step": r["step"],
+                "train_seconds": r["train_seconds"],
+                "metric": "loss",
+                "value": r["loss"],
+            }
+        )
+    final = run_dir / "eval" / "final.json"
+    for record in json.loads(final.read_text()) if final.exists() else []:
+        step = record["snapshot_step"]
+        for m in record["metrics"]:
+            rows.append(
+                meta
+                | {
+                    "kind": "final",
+                    "step": step,
+                    "train_seconds": seconds.get(step),
+                    "metric": m["metric"],
+                    "mode": m.get("mode", ""),
+                    "value": m["value"],
+                    "steps": record["sampling"]["steps"],
+                    "weights": record["sampling"]["weights"],
+                    "n": record["sampling"]["n"],
+                }
+            )
+        for t in record.get("transport_cost", []):
+            rows.append(
+                meta
+                | {
+                    "kind": "transport",
+                    "step": step,
+                    "metric": f"transport_{t['coupling']}",
+                    "sigma": t["sigma"],
+                    "value": t["transport_cost"],
+                }
+            )
+    curve = run_dir / "eval" / "curve.csv"
+    if curve.exists() and curve.stat().st_size:
+        for r in pd.read_csv(curve).fillna({"mode": ""}).to_dict("records"):
+            rows.append(
+                meta
+                | {
+                    "kind": "curve",
+                    "step": r["step"],
+                    "train_seconds": r["train_seconds"],
+                    "metric": r["metric"],
+                    "mode": r["mode"],
+                    "value": r["value"],
+                    "steps": r["steps"],
+                    "weights": r["weights"],
+                    "n": r["n"],
+                }
+            )
+    done = (run_dir / "done.json").exists() and final.exists()
+    if not rows or not done:
+        rows.append(meta | {"kind": "status", "metric": "missing", "value": np.nan})
+    return rows
+
+
+def tidy(run_dirs: list[Path]) -> pd.DataFrame:
+    frame = pd.DataFrame([row for d in run_dirs for row in run_rows(Path(d))])
+    for column in ("mode", "steps", "weights", "step", "dataset", "coupling", "mu", "sigma"):
+        if column not in frame:
+            frame[column] = np.nan
+    frame["mode"] = frame["mode"].fillna("")
+    return frame.drop_duplicates(subset=[*KEYS, "sigma"], keep="last")
+
+
+# ---- tables --------------------------------------------------------------------------------------
+
+
+def mean_ci(values: pd.Series) -> tuple[float, float]:
+    """Mean and half-width of the 95% t-interval over seeds (nan width for one seed)."""
+    values = values.dropna()
+    if len(values) == 0:
+        return math.nan, math.nan
+    if len(values) == 1:
+        return float(values.iloc[0]), math.nan
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return float(values.mean()), float(half)
+
+
+def _fmt(mean: float, half: float) -> str:
+    if math.isnan(mean):
+        return "—"
+    return f"{mean:.2f}" if math.isnan(half) else f"{mean:.2f} ± {half:.2f}"
+
+
+def summary_table(frame: pd.DataFrame, steps: int = 1, baseline: str = "ic") -> pd.DataFrame:
+    """Per experiment x variant: the headline metric's mean ± 95% CI over seeds, completed
+    seeds, the paper's value and the gap, and the paired difference to the baseline variant."""
+    out = []
+    for (experiment, variant), group in frame.groupby(["experiment", "variant"], sort=False):
+        dataset = group["dataset"].dropna().iloc[0] if group["dataset"].notna().any() else ""
+        metric, mode = primary(dataset)
+        expected = sorted(group["seed"].unique())
+        sel = group[
+            (group.kind == "final")
+            & (group.metric == metric)
+            & (group["mode"] == mode)
+            & (group.steps == steps)
+        ]
+        per_seed = sel.groupby("seed")["value"].last()
+        mean, half = mean_ci(per_seed)
+        paper = PAPER.get((dataset, variant))
+        base = frame[
+            (frame.experiment == experiment)
+            & (frame.variant == baseline)
+            & (frame.kind == "final")
+            & (frame.metric == metric)
+            & (frame["mode"] == mode)
+            & (frame.steps == steps)
+        ]
+        paired = (per_seed - base.groupby("seed")["value"].last()).dropna()
+        d_mean, d_half = mean_ci(paired) if variant != baseline else (math.nan, math.nan)
+        missing = [s for s in expected if s not in per_seed.dropna().index]
+        out.append(
+            {
+                "experiment": experiment,
+                "variant": variant,
+                "metric": f"{metric} ({mode}, {steps}-step)"
+                if mode
+                else f"{metric} ({steps}-step)",
+                "ours": _fmt(mean, half),
+                "mean": mean,
+                "ci95": half,
+                "seeds": f"{len(per_seed.dropna())}/{len(expected)}",
+                "paper": paper,
+                "gap": None if paper is None or math.isnan(mean) else round(mean - paper, 2),
+                f"paired Δ vs {baseline}": _fmt(d_mean, d_half),
+                "pairs": len(paired),
+                "missing seeds": ", ".join(map(str, missing)) or "",
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def write_tables(table: pd.DataFrame, folder: Path, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    shown = table.drop(columns=["mean", "ci95"]).fillna("")
+    (folder / f"{name}.md").write_text(
+        tabulate(shown, headers="keys", tablefmt="github", showindex=False) + "\n"
+    )
+    (folder / f"{name}.tex").write_text(
+        tabulate(shown, headers="keys", tablefmt="latex_booktabs", showindex=False) + "\n"
+    )
+    table.to_csv(folder / f"{name}.csv", index=False)
+
+
+# ---- figures -------------------------------------------------------------------------------------
+
+
+def curve_frame(frame: pd.DataFrame, experiment: str, x: str) -> pd.DataFrame:
+    """Mean and 95% band over seeds of the headline metric, per variant and snapshot."""
+    sub = frame[(frame.experiment == experiment) & (frame.kind == "curve")]
+    if sub.empty:
+        return sub
+    metric, mode = primary(sub["dataset"].dropna().iloc[0])
+    sub = sub[(sub.metric == metric) & (sub["mode"] == mode)]
+    rows = []
+    for (variant, step), g in sub.groupby(["variant", "step"]):
+        mean, half = mean_ci(g["value"])
+        half = 0.0 if math.isnan(half) else half
+        rows.append(
+            {
+                "variant": variant,
+                "step": step,
+                "train_seconds": g["train_seconds"].mean(),
+                "mean": mean,
+                "lo": mean - half,
+                "hi": mean + half,
+                "metric": metric,
+            }
+        )
+    return pd.DataFrame(rows).sort_values(["variant", x])
+
+
+def plot_curves(curves: pd.DataFrame, x: str, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for variant, g in curves.groupby("variant"):
+        ax.plot(g[x], g["mean"], marker="o", ms=3, label=variant)
+        ax.fill_between(g[x], g["lo"], g["hi"], alpha=0.2)
+    ax.set_xlabel("training iterations" if x == "step" else "training wall-clock (s)")
+    ax.set_ylabel(curves["metric"].iloc[0])
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    for suffix in (".png", ".pdf"):
+        fig.savefig(path.with_suffix(suffix))
+    plt.close(fig)
+
+
+def plot_xy(
+    frame: pd.DataFrame,
+    x: str,
+    series: str,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    path: Path,
+    logx: bool = False,
+) -> None:
+    """Mean ± 95% band of `value` against `x`, one line per `series`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, g in frame.groupby(series):
+        agg = [(xv, *mean_ci(gg["value"])) for xv, gg in g.groupby(x)]
+        xs, means, halves = (np.array(v, dtype=float) for v in zip(*agg, strict=True))
+        halves = np.nan_to_num(halves)
+        ax.plot(xs, means, marker="o", ms=3, label=str(name))
+        ax.fill_between(xs, means - halves, means + halves, alpha=0.2)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    for suffix in (".png", ".pdf"):
+        fig.savefig(path.with_suffix(suffix))
+    plt.close(fig)
+
+
+# ---- the whole report ----------------------------------------------------------------------------
+
+
+def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[Path]:
+    """Write the tidy table, the tables, the figures and results/README.md; return the files."""
+    results = Path(results)
+    frame = tidy(run_dirs)
+    written = []
+    frame.to_csv(results / "tidy.csv", index=False)
+    written.append(results / "tidy.csv")
+    kinds = {exp: tables.get(exp, "table1") for exp in frame["experiment"].unique()}
+    for name in ("table1", "table3", "mu_sweep", "toy"):
+        exps = [e for e, k in kinds.items() if k == name]
+        if not exps or (name != "table1" and frame[frame.experiment.isin(exps)].empty):
+            continue
+        sub = frame[frame.experiment.isin(exps)]
+        for steps in sorted(sub.loc[sub.kind == "final", "steps"].dropna().unique()) or [1]:
+            suffix = "" if steps == 1 else f"_{int(steps)}step"
+            write_tables(summary_table(sub, int(steps)), results / "tables", f"{name}{suffix}")
+            written.append(results / "tables" / f"{name}{suffix}.md")
+    if "table1" not in [p.stem for p in written]:  # the rule's declared output exists regardless
+        write_tables(
+            summary_table(frame.iloc[0:0]) if frame.empty else summary_table(frame),
+            results / "tables",
+            "table1",
+        )
+    figures = results / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    for experiment in frame["experiment"].unique():
+        for x in ("step", "train_seconds"):
+            curves = curve_frame(frame, experiment, x)
+            if not curves.empty:
+                path = (
+                    figures / f"curve_{experiment}_{'iterations' if x == 'step' else 'wallclock'}"
+                )
+                plot_curves(curves, x, experiment, path)
+                written.append(path.with_suffix(".png"))
+    sweep = [e for e, k in kinds.items() if k == "mu_sweep"]
+    if sweep:
+        datasets = frame.loc[frame.experiment.isin(sweep), "dataset"].dropna().unique()
+        sub = frame[
+            (frame.kind == "final")
+            & frame.dataset.isin(datasets)
+            & frame.coupling.isin(["ic", "gc"])
+            & (frame.experiment.isin(sweep) | frame.variant.isin(["ic", "gc"]))
+        ]
+        metric, mode = primary(datasets[0])
+        sub = sub[(sub.metric == metric) & (sub["mode"] == mode) & (sub.steps == 1)]
+        if not sub.empty:
+            path = figures / "mu_sweep"
+            plot_xy(
+                sub.assign(dataset=sub.dataset),
+                "mu",
+                "dataset",
+                "mu (fraction of GC samples)",
+                metric,
+                "GC mu sweep (mu = 0 is iCT)",
+                path,
+            )
+            written.append(path.with_suffix(".png"))
+    transport = frame[frame.kind == "transport"]
+    if not transport.empty:
+        for experiment, g in transport.groupby("experiment"):
+            g = g.assign(
+                series=g["metric"].str.replace("transport_", "") + " (model: " + g["variant"] + ")"
+            )
+            # IC and OT costs do not depend on the model: show them once.
+            g = g[
+                ~(
+                    g.metric.isin(["transport_ic", "transport_ot"])
+                    & (g.variant != g.variant.iloc[0])
+                )
+            ]
+            path = figures / f"transport_cost_{experiment}"
+            plot_xy(
+                g,
+                "sigma",
+                "series",
+                "sigma",
+                "E||e - z||^2",
+                f"transport cost ({experiment})",
+                path,
+                logx=True,
+            )
+            written.append(path.with_suffix(".png"))
+    readme = results / "README.md"
+    readme.write_text(_readme(results, written, frame))
+    return [*written, readme]
+
+
+_DESCRIPTIONS = [  # (file-name prefix, description), most specific first
+    (
+        "tidy",
+        "every number of every run, one row per run x step x metric (kind: train, curve, final, transport, status)",
+    ),
+    (
+        "table1",
+        "Table 1 style: headline metric per experiment x variant, mean ± 95% CI over seeds, completed seeds, the paper's value and the gap, the paired difference to IC per seed with its CI, missing seeds",
+    ),
+    ("table3", "Table 3 ablations, same columns"),
+    ("mu_sweep.", "final headline metric against mu, mean ± 95% band over seeds"),
+    ("mu_sweep", "the mu sweep, same columns as Table 1"),
+    ("toy", "the 2-D toy, same columns as Table 1"),
+    (
+        "curve_",
+        "convergence curve of the headline metric (mean ± 95% band over seeds) per variant, against iterations or wall-clock",
+    ),
+    (
+        "transport_cost_",
+        "E||e - z||^2 per sigma for IC, batch OT and GC (the paper's Fig. 3), mean over seeds",
+    ),
+]
+
+
+def _readme(results: Path, written: list[Path], frame: pd.DataFrame) -> str:
+    lines = ["# Results", "", "Generated by `gcbench report`; do not edit.", ""]
+    missing = frame[frame.metric == "missing"]
+    if not missing.empty:
+        lines += [
+            f"**{len(missing)} run(s) missing or incomplete:** "
+            + ", ".join(sorted(missing["run"])),
+            "",
+        ]
+    lines += ["| file | what it is |", "|---|---|"]
+    for path in written:
+        rel = path.relative_to(results)
+        text = next((d for k, d in _DESCRIPTIONS if path.name.startswith(k)), "")
+        if path.suffix == ".md":
+            text += " (also .tex and .csv)"
+        if path.suffix == ".png":
+            text += " (also .pdf)"
+        lines.append(f"| `{rel}` | {text} |")
+    lines += [
+        "",
+        "Table columns: `ours` = mean ± 95% t-interval over completed seeds; `seeds` = "
+        "completed/expected; `paper` = the paper's number; `gap` = ours − paper; `paired Δ vs "
+        "ic` = mean ± 95% CI of (variant − IC) over seeds where both finished; `pairs` = how "
+        "many such seeds; `missing seeds` = expected seeds without a final result.",
+        "",
+    ]
+    return "\n".join(lines)

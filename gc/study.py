@@ -1,0 +1,92 @@
+"""A study: experiments x variants x seeds, expanded from the workflow config into runs.
+
+The Snakemake rules stay declarative; everything they need to know about a run (its directory,
+its recipe and overrides, what to evaluate) comes from here, where it can be tested.
+
+Config shape (validated by workflow/schemas/config.schema.yaml):
+
+    experiments:
+      cifar10:                       # experiment name; runs live in results/runs/cifar10/...
+        dataset: cifar10             # recipe prefix: recipes are <dataset>-<variant>
+        seeds: [0, 1, 2]
+        set: [total_steps=100000]    # overrides for every variant (optional)
+        variants:
+          ic: {variant: ic}
+          gc: {variant: gc, set: [mu=0.5]}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .recipes import TrainConfig, resolve
+
+RUNS_DIR = "results/runs"
+
+
+@dataclass(frozen=True)
+class Run:
+    experiment: str
+    variant: str  # the name in the config (e.g. gc_mu0.3), not only the coupling
+    seed: int
+    recipe: str
+    overrides: tuple[str, ...]
+
+    @property
+    def path(self) -> str:
+        return f"{RUNS_DIR}/{self.experiment}/{self.variant}/s{self.seed}"
+
+    def config(self) -> TrainConfig:
+        return resolve(self.recipe, list(self.overrides))
+
+
+def runs(config: dict) -> list[Run]:
+    out = []
+    for name, exp in config["experiments"].items():
+        for variant, spec in exp["variants"].items():
+            recipe = f"{exp['dataset']}-{spec['variant']}"
+            for seed in exp["seeds"]:
+                overrides = (*exp.get("set", []), *spec.get("set", []), f"seed={seed}")
+                out.append(Run(name, variant, int(seed), recipe, overrides))
+    return out
+
+
+def find(config: dict, experiment: str, variant: str, seed: int | str) -> Run:
+    for run in runs(config):
+        if (run.experiment, run.variant, run.seed) == (experiment, variant, int(seed)):
+            return run
+    raise KeyError(f"no run {experiment}/{variant}/s{seed} in the config")
+
+
+def validate(config: dict) -> list[Run]:
+    """Resolve every run's TrainConfig now, so that a bad value fails before any submission,
+    with the run it belongs to in the message."""
+    all_runs = runs(config)
+    for run in all_runs:
+        try:
+            run.config()
+        except ValueError as err:
+            raise ValueError(f"{run.experiment}/{run.variant}/s{run.seed}: {err}") from None
+    return all_runs
+
+
+def shell_overrides(run: Run) -> str:
+    return " ".join(f"--set {o}" for o in run.overrides)
+
+
+def eval_args(config: dict, experiment: str, curve: bool) -> str:
+    """`gcbench eval` options for one experiment: the study's eval settings, then the
+    experiment's own."""
+    e = {**config.get("eval", {}), **config["experiments"][experiment].get("eval", {})}
+    args = (
+        ["--curve", f"--n {e.get('curve_n', 10_000)}"] if curve else [f"--n {e.get('n', 50_000)}"]
+    )
+    args += [f"--steps {s}" for s in ([1] if curve else e.get("steps", [1]))]
+    args += [f"--weights {w}" for w in e.get("weights", ["ema"])]
+    args += [f"--mode {m}" for m in e.get("modes", ["clean", "legacy_tensorflow"])]
+    if e.get("offline_inception"):
+        args.append("--offline-inception")
+    if e.get("cache_dir"):
+        args.append(f"--cache-dir {e['cache_dir']}")
+    args.append(f"--device {e.get('device', 'auto')} --seed {e.get('seed', 0)}")
+    return " ".join(args)

@@ -1,0 +1,32 @@
+# Validation and run expansion. Everything a rule needs about a run comes from gcbench.study.
+import shlex
+import sys
+
+from snakemake.utils import validate
+
+from gcbench import study
+
+validate(config, "../schemas/config.schema.yaml")
+RUNS = study.validate(config)  # every run's TrainConfig resolved before any job is submitted
+RUN = "results/runs/{exp}/{variant}/s{seed}"
+# `gcbench` from the interpreter Snakemake runs in, whether or not its venv is activated.
+GCBENCH = f"{shlex.quote(sys.executable)} -m gcbench"
+
+
+wildcard_constraints:
+    exp="[A-Za-z0-9_.-]+",
+    variant="[A-Za-z0-9_.-]+",
+    seed="[0-9]+",
+
+
+def run_of(wildcards):
+    return study.find(config, wildcards.exp, wildcards.variant, wildcards.seed)
+
+
+def all_runs(pattern):
+    return [pattern.format(exp=r.experiment, variant=r.variant, seed=r.seed) for r in RUNS]
+
+
+def launch_options():
+    slurm = f"--slurm-config {config['slurm_config']}" if config["cluster"] == "slurm" else ""
+    return f"--cluster {config['cluster']} --threads {config['threads_per_job']} {slurm}"

@@ -1,0 +1,23 @@
+# One training job per experiment x variant x seed, through `gcbench launch` (submitit).
+# The declared output is the completion file only: resumable state (state.pt) must never be a
+# Snakemake output, since Snakemake deletes the outputs of failed jobs.
+
+
+rule train:
+    output:
+        done=f"{RUN}/done.json",
+    log:
+        "results/logs/train/{exp}/{variant}/s{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{exp}/{variant}/s{seed}.tsv"
+    params:
+        gcbench=GCBENCH,
+        run=lambda w: run_of(w).path,
+        recipe=lambda w: run_of(w).recipe,
+        overrides=lambda w: study.shell_overrides(run_of(w)),
+        launch=launch_options(),
+    resources:
+        gpu_jobs=1,
+    shell:
+        "{params.gcbench} launch train {params.launch} --recipe {params.recipe} {params.overrides} "
+        "--run-dir {params.run} > {log} 2>&1"
