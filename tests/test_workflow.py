@@ -1,0 +1,217 @@
+"""The Snakemake workflow, the submitit launcher and the report."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from gcbench import checkpoint
+from gcbench.report import report, summary_table, tidy
+
+ROOT = Path(__file__).parent.parent
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A copy of the workflow, so that runs and .snakemake/ land in a temporary folder."""
+    for name in ("Snakefile", "workflow", "slurm"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    return tmp_path
+
+
+def _job_counts(output: str) -> dict[str, int]:
+    table = output[output.index("Job stats:") :]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def _snakemake(workdir, *args, timeout=600):
+    return subprocess.run(
+        [*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_dry_run_of_the_embedded_default(workdir):
+    out = _snakemake(workdir, "-n", "--cores", "2")
+    assert out.returncode == 0, out.stderr
+    counts = _job_counts(out.stdout)
+    # digits8: 3 variants x 3 seeds; toy2d: 2 variants x 1 seed.
+    assert counts["train"] == counts["eval_curve"] == counts["eval_final"] == 11
+    assert counts["report"] == 1
+
+
+def test_dry_run_of_the_paper_study_under_the_slurm_profile(workdir):
+    out = _snakemake(workdir, "-n", "--profile", "slurm")
+    assert out.returncode == 0, out.stderr
+    counts = _job_counts(out.stdout)
+    # Table 1: 4 datasets x 4 variants; Table 3: 3 ablations; mu sweep: 6 values; 3 seeds each.
+    assert counts["train"] == counts["eval_final"] == (16 + 3 + 6) * 3
+    assert (
+        "launch train --cluster slurm --threads 0 --slurm-config slurm/cluster.yaml" in out.stdout
+    )
+
+
+def test_adding_a_seed_adds_only_new_runs(workdir):
+    config = (workdir / "workflow/config/default.yaml").read_text()
+    (workdir / "more.yaml").write_text(config.replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2, 3]"))
+    out = _snakemake(workdir, "-n", "--cores", "2", "--configfile", "more.yaml")
+    assert _job_counts(out.stdout)["train"] == 14
+
+
+def test_bad_config_fails_before_any_job(workdir):
+    config = (workdir / "workflow/config/tiny.yaml").read_text()
+    (workdir / "bad.yaml").write_text(config.replace("variant: gc}", "variant: gc, set: [mu=1.5]}"))
+    out = _snakemake(workdir, "-n", "--cores", "2", "--configfile", "bad.yaml")
+    assert out.returncode != 0
+    assert "digits8/gc/s0: mu=1.5 is outside [0, 1]" in out.stdout + out.stderr
+
+
+def test_lint_is_clean_except_the_conda_environment_lint(workdir):
+    # Filtered on purpose: "Specify a conda environment or container for each rule". The
+    # project installs one Python environment (pip install -e .); a conda env per rule would
+    # duplicate PyTorch for every rule.
+    out = _snakemake(workdir, "--lint")
+    lints = set(re.findall(r"^\s+\* (.+?):?$", out.stdout + out.stderr, re.M))
+    assert lints <= {"Specify a conda environment or container for each rule."}, lints
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end_run_through_submitit_local(workdir):
+    out = _snakemake(
+        workdir, "--cores", "2", "--configfile", "workflow/config/tiny.yaml", timeout=1200
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    results = workdir / "results"
+    for name in (
+        "tables/table1.md",
+        "tables/table1.tex",
+        "tables/table1.csv",
+        "tables/toy.md",
+        "tidy.csv",
+        "README.md",
+        "figures/curve_digits8_iterations.png",
+        "figures/curve_digits8_wallclock.pdf",
+        "figures/transport_cost_toy2d.png",
+    ):
+        assert (results / name).exists(), name
+    table = (results / "tables/table1.md").read_text()
+    assert "fd_digits" in table and "2/2" in table
+    for run in (results / "runs").glob("*/*/s*"):
+        jobs = checkpoint.read_jsonl(run / "jobs.jsonl")
+        assert [j["name"] for j in jobs] == ["train", "eval-curve", "eval-final"]
+        assert all(j["cluster"] == "local" for j in jobs)
+        assert (run / "logs" / "train.err").resolve().exists()
+
+
+def _fake_run(root: Path, variant: str, seed: int, value: float | None) -> Path:
+    run = root / "runs" / "digits8" / variant / f"s{seed}"
+    run.mkdir(parents=True)
+    checkpoint.write_json(
+        {"dataset": "digits8", "variant": variant, "mu": 0.5 * (variant == "gc")},
+        run / "config.json",
+    )
+    if value is not None:
+        record = {
+            "snapshot_step": 100,
+            "sampling": {"steps": 1, "weights": "ema", "n": 500},
+            "metrics": [{"metric": "fd_digits", "value": value, "mode": ""}],
+        }
+        (run / "eval").mkdir()
+        (run / "eval" / "final.json").write_text(json.dumps([record]))
+        checkpoint.write_json({"step": 100}, run / "done.json")
+    return run
+
+
+def test_report_shows_a_missing_seed(tmp_path):
+    runs = [
+        _fake_run(tmp_path, "ic", 0, 10.0),
+        _fake_run(tmp_path, "ic", 1, 12.0),
+        _fake_run(tmp_path, "ic", 2, 11.0),
+        _fake_run(tmp_path, "gc", 0, 8.0),
+        _fake_run(tmp_path, "gc", 1, None),
+        _fake_run(tmp_path, "gc", 2, 9.5),
+    ]
+    table = summary_table(tidy(runs)).set_index("variant")
+    assert table.loc["ic", "seeds"] == "3/3" and table.loc["gc", "seeds"] == "2/3"
+    assert table.loc["gc", "missing seeds"] == "1"
+    assert table.loc["gc", "mean"] == pytest.approx(8.75)  # seeds 0 and 2 only
+    assert table.loc["gc", "pairs"] == 2  # paired difference over the seeds both finished
+    assert table.loc["ic", "ci95"] == pytest.approx(2.4841, abs=1e-3)  # t(0.975, 2) * 1 / sqrt(3)
+    written = report(tmp_path, runs, {"digits8": "table1"})
+    markdown = (tmp_path / "tables" / "table1.md").read_text()
+    assert "2/3" in markdown and "| 1 " in markdown.replace("|               1 |", "| 1 |")
+    assert "digits8/gc/s1" in (tmp_path / "README.md").read_text()
+    assert tmp_path / "tidy.csv" in written
+
+
+def test_launch_reattaches_to_a_live_job(tmp_path):
+    run = tmp_path / "run"
+    args = [
+        sys.executable,
+        "-m",
+        "gcbench",
+        "launch",
+        "train",
+        "--cluster",
+        "local",
+        "--recipe",
+        "digits8-ic",
+        "--set",
+        "total_steps=150",
+        "--set",
+        "model_channels=8",
+        "--set",
+        "batch_size=16",
+        "--set",
+        "device=cpu",
+        "--threads",
+        "1",
+        "--run-dir",
+        str(run),
+    ]
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not (run / "job-train.json").exists():
+        assert time.time() < deadline and first.poll() is None
+        time.sleep(0.2)
+    job_id = checkpoint.read_json(run / "job-train.json")["job_id"]
+    first.send_signal(signal.SIGKILL)  # the driver dies; the job keeps running
+    first.wait()
+    assert os.path.exists(f"/proc/{job_id}") and not (run / "done.json").exists()
+    second = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"re-attaching to local job {job_id}" in second.stdout
+    assert len(checkpoint.read_jsonl(run / "jobs.jsonl")) == 1  # submitted once
+    assert (run / "done.json").exists()
+
+
+def test_launch_fails_with_the_job_error(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gcbench",
+            "launch",
+            "eval",
+            "--cluster",
+            "local",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--",
+            "--n",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode != 0
+    assert "failed" in out.stdout + out.stderr
+    assert "is not a run directory: it has no config.json" in out.stdout + out.stderr
