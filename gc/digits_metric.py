@@ -19,9 +19,9 @@ from PIL import Image
 from torch import nn
 
 from . import checkpoint
-from .assets import sha256
 from .data import digits_with_labels
 from .features import UInt8Images
+from .metrics import kid_result
 
 CLASSIFIER_VERSION = 1
 TORCH_FIDELITY_NAME = "gcbench-digits"
@@ -190,11 +190,4 @@ def kid_digits(samples: np.ndarray, reference: np.ndarray, weights: Path, device
         batch_size=256,
         save_cpu_ram=True,
     )
-    return {
-        "kid": out["kernel_inception_distance_mean"],
-        "kid_std": out["kernel_inception_distance_std"],
-    }
-
-
-def weights_sha256(path: Path) -> str:
-    return sha256(path)
+    return kid_result(out)

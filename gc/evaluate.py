@@ -15,9 +15,7 @@ sampling steps, EMA or online weights, seed (DESIGN.md section 5).
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +44,6 @@ class EvalSpec:
     workers: int = 4
     cache: Path = assets.DEFAULT_CACHE
     device: str = "auto"
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 # ---- what each dataset needs, checked before any sampling -------------------------------------
@@ -134,12 +125,20 @@ def _image_metrics(dataset, data_dir, images: np.ndarray, spec: EvalSpec, needed
         )
         fid = metrics.frechet_distance(*metrics.gaussian_moments(feats), *moments)
         rows.append(
-            _row("fid", fid, implementation="clean-fid", version=_version("clean-fid"), **protocol)
+            _row(
+                "fid",
+                fid,
+                implementation="clean-fid",
+                version=provenance.package_version("clean-fid"),
+                **protocol,
+            )
         )
         if mode != "clean":
             continue
         # KID and precision/recall on the same samples' clean-mode features.
-        tf = dict(implementation="torch-fidelity", version=_version("torch-fidelity"))
+        tf = dict(
+            implementation="torch-fidelity", version=provenance.package_version("torch-fidelity")
+        )
         if ref is None:
             note = f"needs the prepared {dataset} training set (reference features)"
             rows += [
@@ -176,7 +175,7 @@ def _inception_score(images: np.ndarray, weights: Path, device) -> dict:
         out["inception_score_mean"],
         std=out["inception_score_std"],
         implementation="torch-fidelity",
-        version=_version("torch-fidelity"),
+        version=provenance.package_version("torch-fidelity"),
         extractor="inception-v3-compat (torch-fidelity)",
         extractor_sha256=assets.sha256(weights),
     )
@@ -198,7 +197,7 @@ def _digits_metrics(images: np.ndarray, spec: EvalSpec, device) -> list[dict]:
             "fd_digits",
             fd,
             implementation="clean-fid custom_feat_extractor",
-            version=_version("clean-fid"),
+            version=provenance.package_version("clean-fid"),
             **protocol,
         ),
         _row(
@@ -206,7 +205,7 @@ def _digits_metrics(images: np.ndarray, spec: EvalSpec, device) -> list[dict]:
             kid["kid"],
             std=kid["kid_std"],
             implementation="torch-fidelity",
-            version=_version("torch-fidelity"),
+            version=provenance.package_version("torch-fidelity"),
             **protocol,
         ),
     ]
@@ -332,7 +331,3 @@ def evaluate_curve(run_dir: str | Path, spec: EvalSpec) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return out
-
-
-def dumps(record: dict) -> str:
-    return json.dumps(record, indent=2)

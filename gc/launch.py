@@ -230,8 +230,3 @@ def launch(
     _link_logs(run_dir, name, job)
     log(f"submitted {cluster} job {job.job_id} ({name}, {run_dir}); logs in {run_dir / 'logs'}")
     return _wait(record, job, poll_s)
-
-
-def job_ids(run_dir: str | Path) -> list[dict]:
-    """Every job submitted for a run, in order (jobs.jsonl)."""
-    return checkpoint.read_jsonl(Path(run_dir) / "jobs.jsonl")

@@ -35,6 +35,11 @@ def kid(features_a: np.ndarray, features_b: np.ndarray, subset_size: int = 1000)
         kid_subsets=100,
         verbose=False,
     )
+    return kid_result(out)
+
+
+def kid_result(out: dict) -> dict:
+    """torch-fidelity's KID keys, renamed."""
     return {
         "kid": out["kernel_inception_distance_mean"],
         "kid_std": out["kernel_inception_distance_std"],

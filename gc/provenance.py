@@ -26,7 +26,7 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -41,7 +41,8 @@ def collect(**extra) -> dict:
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "git_commit": commit,
         "git_dirty": bool(status) if status is not None else None,
-        "versions": {p: _version(p) for p in _PACKAGES} | {"python": platform.python_version()},
+        "versions": {p: package_version(p) for p in _PACKAGES}
+        | {"python": platform.python_version()},
         "host": socket.gethostname(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "device": torch.cuda.get_device_name() if cuda else "cpu",

@@ -225,79 +225,47 @@ def write_tables(table: pd.DataFrame, folder: Path, name: str) -> None:
 # ---- figures -------------------------------------------------------------------------------------
 
 
-def curve_frame(frame: pd.DataFrame, experiment: str, x: str) -> pd.DataFrame:
-    """Mean and 95% band over seeds of the headline metric, per variant and snapshot."""
-    sub = frame[(frame.experiment == experiment) & (frame.kind == "curve")]
-    if sub.empty:
-        return sub
-    metric, mode = primary(sub["dataset"].dropna().iloc[0])
-    sub = sub[(sub.metric == metric) & (sub["mode"] == mode)]
+def band_frame(
+    frame: pd.DataFrame, series: str, x: str, x_value: str | None = None
+) -> pd.DataFrame:
+    """Mean and 95% band over seeds of `value`, per series and x (x_value: plot against the
+    mean of another column of each group, e.g. wall-clock per snapshot)."""
     rows = []
-    for (variant, step), g in sub.groupby(["variant", "step"]):
+    for (name, xv), g in frame.groupby([series, x]):
         mean, half = mean_ci(g["value"])
         half = 0.0 if math.isnan(half) else half
-        rows.append(
-            {
-                "variant": variant,
-                "step": step,
-                "train_seconds": g["train_seconds"].mean(),
-                "mean": mean,
-                "lo": mean - half,
-                "hi": mean + half,
-                "metric": metric,
-            }
-        )
-    return pd.DataFrame(rows).sort_values(["variant", x])
+        at = g[x_value].mean() if x_value else xv
+        rows.append({"series": name, "x": at, "mean": mean, "lo": mean - half, "hi": mean + half})
+    return pd.DataFrame(rows).sort_values(["series", "x"]) if rows else pd.DataFrame()
 
 
-def plot_curves(curves: pd.DataFrame, x: str, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for variant, g in curves.groupby("variant"):
-        ax.plot(g[x], g["mean"], marker="o", ms=3, label=variant)
-        ax.fill_between(g[x], g["lo"], g["hi"], alpha=0.2)
-    ax.set_xlabel("training iterations" if x == "step" else "training wall-clock (s)")
-    ax.set_ylabel(curves["metric"].iloc[0])
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    for suffix in (".png", ".pdf"):
-        fig.savefig(path.with_suffix(suffix))
-    plt.close(fig)
+def curve_frame(frame: pd.DataFrame, experiment: str, x: str) -> tuple[pd.DataFrame, str]:
+    """The headline metric's convergence bands of one experiment, and the y label."""
+    sub = frame[(frame.experiment == experiment) & (frame.kind == "curve")]
+    if sub.empty:
+        return sub, ""
+    metric, mode = primary(sub["dataset"].dropna().iloc[0])
+    sub = sub[(sub.metric == metric) & (sub["mode"] == mode)]
+    label = f"{metric} ({int(sub['n'].iloc[0])} samples)" if not sub.empty else metric
+    return band_frame(sub, "variant", "step", None if x == "step" else x), label
 
 
-def plot_xy(
-    frame: pd.DataFrame,
-    x: str,
-    series: str,
-    xlabel: str,
-    ylabel: str,
-    title: str,
-    path: Path,
-    logx: bool = False,
+def draw_bands(
+    bands: pd.DataFrame, xlabel: str, ylabel: str, title: str, path: Path, logx: bool = False
 ) -> None:
-    """Mean ± 95% band of `value` against `x`, one line per `series`."""
+    """One line with a shaded band per series; written as PNG and PDF."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, g in frame.groupby(series):
-        agg = [(xv, *mean_ci(gg["value"])) for xv, gg in g.groupby(x)]
-        xs, means, halves = (np.array(v, dtype=float) for v in zip(*agg, strict=True))
-        halves = np.nan_to_num(halves)
-        ax.plot(xs, means, marker="o", ms=3, label=str(name))
-        ax.fill_between(xs, means - halves, means + halves, alpha=0.2)
+    for name, g in bands.groupby("series"):
+        ax.plot(g["x"], g["mean"], marker="o", ms=3, label=str(name))
+        ax.fill_between(g["x"], g["lo"], g["hi"], alpha=0.2)
     if logx:
         ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend()
     fig.tight_layout()
     for suffix in (".png", ".pdf"):
@@ -334,62 +302,54 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
     figures = results / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for experiment in frame["experiment"].unique():
-        for x in ("step", "train_seconds"):
-            curves = curve_frame(frame, experiment, x)
-            if not curves.empty:
-                path = (
-                    figures / f"curve_{experiment}_{'iterations' if x == 'step' else 'wallclock'}"
-                )
-                plot_curves(curves, x, experiment, path)
+        for x, name, xlabel in (
+            ("step", "iterations", "training iterations"),
+            ("train_seconds", "wallclock", "training wall-clock (s)"),
+        ):
+            bands, ylabel = curve_frame(frame, experiment, x)
+            if not bands.empty:
+                path = figures / f"curve_{experiment}_{name}"
+                draw_bands(bands, xlabel, ylabel, f"{experiment} (1-step, EMA)", path)
                 written.append(path.with_suffix(".png"))
     sweep = [e for e, k in kinds.items() if k == "mu_sweep"]
     if sweep:
         datasets = frame.loc[frame.experiment.isin(sweep), "dataset"].dropna().unique()
+        metric, mode = primary(datasets[0])
         sub = frame[
             (frame.kind == "final")
             & frame.dataset.isin(datasets)
             & frame.coupling.isin(["ic", "gc"])
             & (frame.experiment.isin(sweep) | frame.variant.isin(["ic", "gc"]))
+            & (frame.metric == metric)
+            & (frame["mode"] == mode)
+            & (frame.steps == 1)
         ]
-        metric, mode = primary(datasets[0])
-        sub = sub[(sub.metric == metric) & (sub["mode"] == mode) & (sub.steps == 1)]
         if not sub.empty:
             path = figures / "mu_sweep"
-            plot_xy(
-                sub.assign(dataset=sub.dataset),
-                "mu",
-                "dataset",
+            draw_bands(
+                band_frame(sub, "dataset", "mu"),
                 "mu (fraction of GC samples)",
                 metric,
                 "GC mu sweep (mu = 0 is iCT)",
                 path,
             )
             written.append(path.with_suffix(".png"))
-    transport = frame[frame.kind == "transport"]
-    if not transport.empty:
-        for experiment, g in transport.groupby("experiment"):
-            g = g.assign(
-                series=g["metric"].str.replace("transport_", "") + " (model: " + g["variant"] + ")"
-            )
-            # IC and OT costs do not depend on the model: show them once.
-            g = g[
-                ~(
-                    g.metric.isin(["transport_ic", "transport_ot"])
-                    & (g.variant != g.variant.iloc[0])
-                )
-            ]
-            path = figures / f"transport_cost_{experiment}"
-            plot_xy(
-                g,
-                "sigma",
-                "series",
-                "sigma",
-                "E||e - z||^2",
-                f"transport cost ({experiment})",
-                path,
-                logx=True,
-            )
-            written.append(path.with_suffix(".png"))
+    for experiment, g in frame[frame.kind == "transport"].groupby("experiment"):
+        g = g.assign(
+            series=g["metric"].str.replace("transport_", "") + " (model: " + g["variant"] + ")"
+        )
+        # IC and OT costs do not depend on the model: show them once.
+        g = g[~(g.metric.isin(["transport_ic", "transport_ot"]) & (g.variant != g.variant.iloc[0]))]
+        path = figures / f"transport_cost_{experiment}"
+        draw_bands(
+            band_frame(g, "series", "sigma"),
+            "sigma",
+            "E||e - z||^2",
+            f"transport cost ({experiment})",
+            path,
+            logx=True,
+        )
+        written.append(path.with_suffix(".png"))
     readme = results / "README.md"
     readme.write_text(_readme(results, written, frame))
     return [*written, readme]

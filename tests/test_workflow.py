@@ -33,8 +33,9 @@ def _job_counts(output: str) -> dict[str, int]:
 
 
 def _snakemake(workdir, *args, timeout=600):
+    env = os.environ | {"GCBENCH_CACHE": str(workdir / "cache")}  # no writes to ~/.cache
     return subprocess.run(
-        [*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout
+        [*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
