@@ -417,5 +417,55 @@ def report(results: Path, expect: tuple[Path, ...], tables: tuple[str, ...]) -> 
         click.echo(str(path))
 
 
+@main.command(name="check")
+@click.option("--recipe", required=True, metavar="NAME")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    type=click.Choice(["clean", "legacy_tensorflow"]),
+    default=["clean", "legacy_tensorflow"],
+    show_default=True,
+)
+@click.option("--offline-inception", is_flag=True)
+@_CACHE
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write what was checked here (JSON).",
+)
+def check_inputs(recipe, overrides, modes, offline_inception, cache_dir, out) -> None:
+    """Check that a run can train and be evaluated: its config, its training data and the
+    metric assets its evaluation will read. What the workflow runs before any job."""
+    from .assets import MissingAssetError
+    from .data import MissingDatasetError, TrainingData
+    from .evaluate import EvalSpec
+    from .evaluate import check_inputs as check_eval_inputs
+
+    try:
+        config = resolve(recipe, list(overrides))
+        data = TrainingData(config.dataset, config.data_dir)
+        spec = EvalSpec(
+            modes=tuple(modes),
+            cache=cache_dir,
+            extractor="offline" if offline_inception else "standard",
+        )
+        needed = check_eval_inputs(config.dataset, config.data_dir, spec)
+    except (ConfigError, MissingDatasetError, MissingAssetError, ValueError) as err:
+        _fail(str(err))
+    summary = {
+        "recipe": recipe,
+        "dataset": config.dataset,
+        "training_samples": len(data),
+        "assets": {k: str(v) for k, v in needed.items()},
+    }
+    click.echo(json.dumps(summary, indent=2))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(summary, indent=2) + "\n")
+
+
 if __name__ == "__main__":
     main()

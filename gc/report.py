@@ -158,7 +158,7 @@ def mean_ci(values: pd.Series) -> tuple[float, float]:
 def _fmt(mean: float, half: float) -> str:
     if math.isnan(mean):
         return "—"
-    return f"{mean:.2f}" if math.isnan(half) else f"{mean:.2f} ± {half:.2f}"
+    return f"{mean:.4g}" if math.isnan(half) else f"{mean:.4g} ± {half:.2g}"
 
 
 def summary_table(frame: pd.DataFrame, steps: int = 1, baseline: str = "ic") -> pd.DataFrame:

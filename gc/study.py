@@ -90,3 +90,17 @@ def eval_args(config: dict, experiment: str, curve: bool) -> str:
         args.append(f"--cache-dir {e['cache_dir']}")
     args.append(f"--device {e.get('device', 'auto')} --seed {e.get('seed', 0)}")
     return " ".join(args)
+
+
+def check_args(config: dict, experiment: str) -> str:
+    """`gcbench check` options for an experiment: its first run's recipe and overrides, and
+    the evaluation settings whose assets must exist."""
+    run = next(r for r in runs(config) if r.experiment == experiment)
+    e = {**config.get("eval", {}), **config["experiments"][experiment].get("eval", {})}
+    args = [f"--recipe {run.recipe}", shell_overrides(run)]
+    args += [f"--mode {m}" for m in e.get("modes", ["clean", "legacy_tensorflow"])]
+    if e.get("offline_inception"):
+        args.append("--offline-inception")
+    if e.get("cache_dir"):
+        args.append(f"--cache-dir {e['cache_dir']}")
+    return " ".join(args)

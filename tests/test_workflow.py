@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from gcbench import checkpoint
 from gcbench.report import report, summary_table, tidy
@@ -45,7 +46,7 @@ def test_dry_run_of_the_embedded_default(workdir):
     counts = _job_counts(out.stdout)
     # digits8: 3 variants x 3 seeds; toy2d: 2 variants x 1 seed.
     assert counts["train"] == counts["eval_curve"] == counts["eval_final"] == 11
-    assert counts["report"] == 1
+    assert counts["check_inputs"] == 2 and counts["report"] == 1
 
 
 def test_dry_run_of_the_paper_study_under_the_slurm_profile(workdir):
@@ -72,6 +73,25 @@ def test_bad_config_fails_before_any_job(workdir):
     out = _snakemake(workdir, "-n", "--cores", "2", "--configfile", "bad.yaml")
     assert out.returncode != 0
     assert "digits8/gc/s0: mu=1.5 is outside [0, 1]" in out.stdout + out.stderr
+
+
+def test_missing_data_or_assets_stop_the_study_before_training(workdir):
+    (workdir / "c10.yaml").write_text(
+        "experiments:\n  c10:\n    dataset: cifar10\n    seeds: [0]\n"
+        "    variants: {ic: {variant: ic}}\n"
+    )
+    out = _snakemake(workdir, "--cores", "1", "--configfile", "c10.yaml")
+    assert out.returncode != 0
+    log = (workdir / "results/logs/check_inputs/c10.log").read_text()
+    assert "dataset 'cifar10' not found" in log and "gcbench data prepare cifar10" in log
+    assert not (workdir / "results/runs").exists()  # no training job started
+    data = workdir / "data" / "cifar10"
+    data.mkdir(parents=True)
+    np.save(data / "train.npy", np.zeros((4, 32, 32, 3), dtype=np.uint8))
+    out = _snakemake(workdir, "--cores", "1", "--configfile", "c10.yaml")
+    log = (workdir / "results/logs/check_inputs/c10.log").read_text()
+    assert "inception-2015-12-05.pt is missing" in log and "gcbench assets fetch" in log
+    assert not (workdir / "results/runs").exists()
 
 
 def test_lint_is_clean_except_the_conda_environment_lint(workdir):
@@ -216,3 +236,46 @@ def test_launch_fails_with_the_job_error(tmp_path):
     assert out.returncode != 0
     assert "failed" in out.stdout + out.stderr
     assert "is not a run directory: it has no config.json" in out.stdout + out.stderr
+
+
+def test_preempted_training_job_requeues_and_resumes_exactly(tmp_path):
+    import torch
+    from gcbench.launch import TrainJob, make_executor
+
+    overrides = [
+        "model_channels=8",
+        "batch_size=16",
+        "total_steps=60",
+        "log_every=1",
+        "snapshot_every=1000",
+        "checkpoint_every=1000",
+        "device=cpu",
+        "dropout=0.1",
+    ]
+    run = tmp_path / "preempted"
+    job = make_executor("local", tmp_path / "jobs", None, "train").submit(
+        TrainJob("digits8-gc", overrides, str(run), threads=1)
+    )
+    deadline = time.time() + 120
+    while len(checkpoint.read_jsonl(run / "metrics.jsonl")) < 3:
+        assert time.time() < deadline and not job.done(), job.stderr()
+        time.sleep(0.1)
+    # SIGUSR2 is what SLURM sends before a preemption or the time limit. Send it to the task,
+    # the controller's child (submitit's local controller itself only forwards its timeout).
+    controller = int(job.job_id)
+    (task,) = map(int, Path(f"/proc/{controller}/task/{controller}/children").read_text().split())
+    os.kill(task, signal.SIGUSR2)
+    assert job.result() == "done"
+    assert "checkpointed" in job.stdout()
+    events = [p["event"] for p in checkpoint.read_jsonl(run / "provenance.jsonl")]
+    assert events == ["start", "resume"]
+    threads = torch.get_num_threads()
+    try:
+        TrainJob("digits8-gc", overrides, str(tmp_path / "straight"), threads=1)()
+    finally:
+        torch.set_num_threads(threads)
+    a = checkpoint.load(run / "state.pt")
+    b = checkpoint.load(tmp_path / "straight" / "state.pt")
+    for part in ("net", "ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
+    assert a["step"] == b["step"] == 60

@@ -4,6 +4,8 @@
 
 
 rule train:
+    input:
+        check="results/checks/{exp}.json",
     output:
         done=f"{RUN}/done.json",
     log:
