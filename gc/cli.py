@@ -467,5 +467,51 @@ def check_inputs(recipe, overrides, modes, offline_inception, cache_dir, out) ->
         out.write_text(json.dumps(summary, indent=2) + "\n")
 
 
+@main.group()
+def data() -> None:
+    """Prepare the paper's datasets as uint8 arrays (data/<name>/train.npy + manifest)."""
+
+
+@data.command(name="prepare")
+@click.argument("name", type=click.Choice(["cifar10", "imagenet32", "celeba64", "lsun_church64"]))
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the raw data is (see `gcbench.prepare.SOURCES`).",
+)
+@click.option("--data-dir", default="data", show_default=True, type=click.Path(path_type=Path))
+def data_prepare(name: str, source: Path | None, data_dir: Path) -> None:
+    """Convert a dataset to the training format.
+
+    \b
+    Examples:
+      gcbench data prepare cifar10                          # downloads with torchvision
+      gcbench data prepare imagenet32 --source ~/Imagenet32_train_npz
+      gcbench data prepare celeba64 --source ~/torchvision_root
+      gcbench data prepare lsun_church64 --source ~/lsun/church_outdoor_train_export
+    """
+    from .prepare import PrepareError, prepare
+
+    try:
+        path = prepare(name, source, data_dir)
+    except PrepareError as err:
+        _fail(str(err))
+    click.echo(f"{name} -> {path}")
+
+
+@data.command(name="verify")
+@click.argument("name")
+@click.option("--data-dir", default="data", show_default=True, type=click.Path(path_type=Path))
+def data_verify(name: str, data_dir: Path) -> None:
+    """Check a prepared dataset against its manifest's sha256."""
+    from .prepare import PrepareError, verify
+
+    try:
+        click.echo(json.dumps(verify(name, data_dir), indent=2))
+    except PrepareError as err:
+        _fail(str(err))
+
+
 if __name__ == "__main__":
     main()

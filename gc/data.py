@@ -74,9 +74,9 @@ def load_uint8_array(path: Path, name: str) -> np.ndarray:
     if not path.exists():
         raise MissingDatasetError(
             f"dataset '{name}' not found: expected {path}, a .npy file holding a uint8 array "
-            f"of shape (N, H, W, C). Prepare it with `gcbench data prepare {name}` where "
-            f"available, or write it yourself with numpy.save, or point `--set data_dir=...` "
-            f"at the folder that holds {name}/train.npy."
+            f"of shape (N, H, W, C). Prepare it with `gcbench data prepare {name}` "
+            f"(see its --help for the --source it needs), or point `--set data_dir=...` at the "
+            f"folder that holds {name}/train.npy."
         )
     array = np.load(path, mmap_mode="r")
     if array.dtype != np.uint8 or array.ndim != 4:

@@ -1,0 +1,162 @@
+"""Dataset preparation: each source becomes the training format of data.py, a uint8 array
+(N, H, W, C) in `<data_dir>/<name>/train.npy`, with a manifest (source, count, resolution,
+resize method, sha256 of the array).
+
+Sources:
+- cifar10: torchvision's download (or an existing torchvision root).
+- imagenet32: the official downsampled ImageNet 32x32 `train_data_batch_*.npz` files, or an
+  image folder resized with a box filter (how the downsampled ImageNet was made).
+- celeba64: the torchvision layout (`celeba/img_align_celeba/*.jpg`) or any image folder;
+  Lanczos resize of the shorter side to 64, then a centre crop, as in the paper.
+- lsun_church64: an image folder exported from LSUN's lmdb (LSUN's `data.py export`), same
+  resize and crop as CelebA.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from . import checkpoint
+from .assets import sha256
+from .data import DATASETS, dataset_path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+SOURCES = {
+    "cifar10": "optional: a torchvision root that holds cifar-10-batches-py (else downloaded)",
+    "imagenet32": "a folder with the official Imagenet32 train_data_batch_{1..10}.npz, or images",
+    "celeba64": "the torchvision root (celeba/img_align_celeba/) or a folder of images",
+    "lsun_church64": "a folder of images exported from LSUN church_outdoor_train_lmdb",
+}
+
+
+class PrepareError(ValueError):
+    """Missing, partial or corrupt input; the message says how to fix it."""
+
+
+def resize_center_crop(image: Image.Image, size: int, method: int) -> np.ndarray:
+    """Resize the shorter side to `size`, then crop the centre `size` x `size`."""
+    image = image.convert("RGB")
+    w, h = image.size
+    scale = size / min(w, h)
+    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), method)
+    w, h = image.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def from_image_folder(folder: Path, size: int, method: int) -> np.ndarray:
+    files = images_in(folder)
+    if not files:
+        raise PrepareError(
+            f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); point --source "
+            f"at the folder of training images"
+        )
+    out = np.empty((len(files), size, size, 3), dtype=np.uint8)
+    for k, path in enumerate(tqdm(files, unit="img", desc=f"resizing to {size}")):
+        try:
+            with Image.open(path) as image:
+                out[k] = resize_center_crop(image, size, method)
+        except (UnidentifiedImageError, OSError) as err:
+            raise PrepareError(
+                f"{path} is not a readable image ({err}); remove or replace it and rerun"
+            ) from None
+    return out
+
+
+def _cifar10(source: Path | None, raw: Path) -> tuple[np.ndarray, str]:
+    from torchvision.datasets import CIFAR10
+
+    root = source or raw
+    try:
+        data = CIFAR10(str(root), train=True, download=source is None).data
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+        raise PrepareError(
+            f"CIFAR-10 at {root}: {err}. Delete the folder and rerun without --source to download"
+        ) from None
+    return np.ascontiguousarray(data), f"torchvision CIFAR10 train ({root})"
+
+
+def _imagenet32(source: Path) -> tuple[np.ndarray, str]:
+    batches = sorted(source.glob("train_data_batch_*.npz"))
+    if not batches:
+        return from_image_folder(source, 32, Image.BOX), f"image folder {source} (box resize)"
+    expected = [source / f"train_data_batch_{k}.npz" for k in range(1, 11)]
+    missing = [p.name for p in expected if not p.exists()]
+    if missing:
+        raise PrepareError(
+            f"{source} holds a partial Imagenet32 download: missing {', '.join(missing)}. "
+            f"Download all ten train batches from image-net.org (Downsampled ImageNet 32x32)"
+        )
+    parts = []
+    for path in tqdm(expected, desc="reading Imagenet32 batches"):
+        try:
+            flat = np.load(path)["data"]
+        except (OSError, ValueError, KeyError) as err:
+            raise PrepareError(f"{path} is corrupt ({err}); download it again") from None
+        parts.append(flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    return np.ascontiguousarray(np.concatenate(parts)), f"official Imagenet32 npz ({source})"
+
+
+def _folder_64(source: Path, name: str) -> tuple[np.ndarray, str]:
+    celeba = source / "celeba" / "img_align_celeba"
+    folder = celeba if name == "celeba64" and celeba.is_dir() else source
+    images = from_image_folder(folder, 64, Image.LANCZOS)
+    return images, f"{folder} (Lanczos resize of the shorter side to 64, centre crop)"
+
+
+def prepare(name: str, source: str | Path | None = None, data_dir: str | Path = "data") -> Path:
+    """Write `<data_dir>/<name>/train.npy` and `manifest.json`; return the array's path."""
+    if name not in SOURCES:
+        raise PrepareError(f"cannot prepare '{name}'; preparable: {', '.join(SOURCES)}")
+    source = Path(source) if source is not None else None
+    if source is not None and not source.exists():
+        raise PrepareError(f"--source {source} does not exist; expected {SOURCES[name]}")
+    if source is None and name != "cifar10":
+        raise PrepareError(f"{name} needs --source: {SOURCES[name]}")
+    target = dataset_path(name, data_dir)
+    if name == "cifar10":
+        images, origin = _cifar10(source, target.parent / "raw")
+    elif name == "imagenet32":
+        images, origin = _imagenet32(source)
+    else:
+        images, origin = _folder_64(source, name)
+    c, h, w = DATASETS[name].shape
+    if images.shape[1:] != (h, w, c) or images.dtype != np.uint8:
+        raise PrepareError(
+            f"{origin} gave {images.dtype} {images.shape[1:]}, need uint8 {(h, w, c)}"
+        )
+    checkpoint.atomic_write(target, lambda f: np.save(f, images))
+    manifest = {
+        "dataset": name,
+        "source": origin,
+        "count": len(images),
+        "resolution": h,
+        "format": "uint8 (N, H, W, C)",
+        "sha256": sha256(target),
+    }
+    checkpoint.write_json(manifest, target.parent / "manifest.json")
+    return target
+
+
+def verify(name: str, data_dir: str | Path = "data") -> dict:
+    """The manifest, after checking the array still has the recorded hash."""
+    target = dataset_path(name, data_dir)
+    manifest_path = target.parent / "manifest.json"
+    if not manifest_path.exists():
+        raise PrepareError(f"{manifest_path} is missing; run `gcbench data prepare {name}`")
+    manifest = json.loads(manifest_path.read_text())
+    if not target.exists() or sha256(target) != manifest["sha256"]:
+        raise PrepareError(
+            f"{target} is missing or changed since it was prepared; run "
+            f"`gcbench data prepare {name}` again"
+        )
+    return manifest
