@@ -4,12 +4,15 @@
   provenance.jsonl     one line per start or resume: git commit, versions, host, job id
   metrics.jsonl        append-only training log, one JSON object per logged step
   state.pt             the resume state: weights, EMA, optimizer, step, every RNG state
+  state.pt.sha256      its checksum; state.prev.pt (+ .sha256) is the one before it
   snapshots/step-NNNNNNN.pt   EMA and online weights for the convergence curve
   done.json            written last, when training reached total_steps
 
 Resume state and snapshots are separate: snapshots are small and kept, the state is replaced.
 Everything is written to a temporary file and renamed, so a crash mid-write never leaves a
-partial file behind, and loaded with `weights_only=True`, so a file cannot run code.
+partial file behind, and loaded with `weights_only=True`, so a file cannot run code. The resume
+state also carries a sha256 and keeps its predecessor: a state that is truncated or corrupted
+later (a full disk, a bad copy) is detected and the run resumes from the previous one.
 """
 
 from __future__ import annotations
@@ -52,6 +55,72 @@ def save(obj: dict, path: Path) -> None:
 
 def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class CorruptStateError(RuntimeError):
+    pass
+
+
+def _sha256(path: Path) -> str:
+    from .assets import sha256
+
+    return sha256(path)
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def save_state(obj: dict, path: Path) -> None:
+    """Write the resume state with its checksum, keeping the previous state as state.prev.pt.
+    At every instant at least one of the two is complete and matches its checksum."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.new")
+    atomic_write(tmp, lambda f: torch.save(obj, f))
+    atomic_write(_sidecar(tmp), lambda f: f.write(_sha256(tmp).encode()))
+    prev = path.with_name(path.name.replace(".pt", ".prev.pt"))
+    if path.exists() and _sidecar(path).exists():
+        os.replace(path, prev)
+        os.replace(_sidecar(path), _sidecar(prev))
+    os.replace(tmp, path)
+    os.replace(_sidecar(tmp), _sidecar(path))
+    _fsync_dir(path.parent)
+
+
+def _verified(path: Path) -> dict | None:
+    sidecar = _sidecar(path)
+    if not path.exists() or not sidecar.exists():
+        return None
+    if _sha256(path) != sidecar.read_text().strip():
+        return None
+    try:
+        return load(path)
+    except Exception:  # a matching hash over an unreadable file: treat as corrupt too
+        return None
+
+
+def load_state(path: Path, log=print) -> dict | None:
+    """The latest resume state that passes its checksum (state.pt, else state.prev.pt, saying
+    so); None for a fresh run; an error if states exist but none is intact."""
+    path = Path(path)
+    prev = path.with_name(path.name.replace(".pt", ".prev.pt"))
+    candidates = [p for p in (path, prev) if p.exists()]
+    if not candidates:
+        return None
+    state = _verified(path)
+    if state is not None:
+        return state
+    state = _verified(prev)
+    if state is not None:
+        log(
+            f"warning: {path} is missing, truncated or fails its checksum; resuming from "
+            f"{prev.name} at step {state['step']}"
+        )
+        return state
+    raise CorruptStateError(
+        f"no intact resume state in {path.parent}: {', '.join(p.name for p in candidates)} fail "
+        f"their checksums. Restart the run from its last snapshot or from scratch (remove them)."
+    )
 
 
 def write_json(obj: dict, path: Path) -> None:

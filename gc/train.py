@@ -156,8 +156,8 @@ def train(
     gen = torch.Generator(device).manual_seed(c.seed)  # sigma indices, noise, GC choices
     step, train_seconds = 0, 0.0
     state_path = run_dir / checkpoint.STATE
-    if state_path.exists():
-        state = checkpoint.load(state_path)
+    state = checkpoint.load_state(state_path)
+    if state is not None:
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -169,7 +169,7 @@ def train(
     )
 
     def save_state() -> None:
-        checkpoint.save(
+        checkpoint.save_state(
             dict(
                 net=net.state_dict(),
                 ema=ema.state_dict(),
@@ -181,6 +181,15 @@ def train(
             ),
             state_path,
         )
+
+    def stop_if_not_finite(loss: float) -> None:
+        if not math.isfinite(loss):
+            good = checkpoint.load_state(state_path)
+            raise NonFiniteLossError(
+                f"loss is {loss} at step {step}; the last good state (step "
+                f"{good['step'] if good else 0}) is kept in {state_path}. Lower lr or check "
+                f"the data, then rerun to resume."
+            )
 
     coupling = COUPLINGS[c.variant](c.mu, c.gc_start_step)
     loss_fn = LOSSES[c.loss]
@@ -224,14 +233,12 @@ def train(
             train_seconds += now - tick_start
             tick_start = now
             row = window.summary(step, n_points, c.batch_size, train_seconds)
-            if not math.isfinite(row["loss"]):
-                raise NonFiniteLossError(
-                    f"loss is {row['loss']} at step {step}; the last good state (step "
-                    f"{checkpoint.load(state_path)['step'] if state_path.exists() else 0}) is "
-                    f"kept in {state_path}. Lower lr or check the data, then rerun to resume."
-                )
+            stop_if_not_finite(row["loss"])
             checkpoint.append_jsonl(row, run_dir / "metrics.jsonl")
             bar.set_postfix(loss=f"{row['loss']:.4g}", N=n_points)
+        saving = step % c.snapshot_every == 0 or step % c.checkpoint_every == 0 or last
+        if saving:
+            stop_if_not_finite(window.running_loss())  # never save a diverged model
         if step % c.snapshot_every == 0 or last:
             snap = dict(step=step, net=net.state_dict(), ema=ema.state_dict(), config=c.to_dict())
             checkpoint.save(snap, checkpoint.snapshot_path(run_dir, step))
@@ -270,6 +277,10 @@ class _Window:
             [loss.double(), (cost * (1 - gc)).sum(), (1 - gc).sum(), (cost * gc).sum(), gc.sum()]
         )
         self.steps += 1
+
+    def running_loss(self) -> float:
+        """Sum of the losses since the last tick (a sync): nan or inf if any diverged."""
+        return self.sums[0].item()
 
     def summary(self, step: int, n_points: int, batch: int, train_seconds: float) -> dict:
         loss, cost_ic, n_ic, cost_gc, n_gc = self.sums.tolist()  # the one sync per tick
