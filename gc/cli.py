@@ -144,6 +144,15 @@ def recipes(as_json: bool) -> None:
     click.echo(f"\nvariants: {', '.join(COUPLINGS)}; {len(RECIPES)} recipes")
 
 
+_MODES = click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    type=click.Choice(["clean", "legacy_tensorflow"]),
+    default=["clean", "legacy_tensorflow"],
+    show_default=True,
+    help="clean-fid modes (paper datasets).",
+)
 _CACHE = click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -172,15 +181,7 @@ _CACHE = click.option(
     show_default=True,
 )
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option(
-    "--mode",
-    "modes",
-    multiple=True,
-    type=click.Choice(["clean", "legacy_tensorflow"]),
-    default=["clean", "legacy_tensorflow"],
-    show_default=True,
-    help="clean-fid modes.",
-)
+@_MODES
 @click.option(
     "--offline-inception",
     is_flag=True,
@@ -420,14 +421,7 @@ def report(results: Path, expect: tuple[Path, ...], tables: tuple[str, ...]) -> 
 @main.command(name="check")
 @click.option("--recipe", required=True, metavar="NAME")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
-@click.option(
-    "--mode",
-    "modes",
-    multiple=True,
-    type=click.Choice(["clean", "legacy_tensorflow"]),
-    default=["clean", "legacy_tensorflow"],
-    show_default=True,
-)
+@_MODES
 @click.option("--offline-inception", is_flag=True)
 @_CACHE
 @click.option(
