@@ -49,6 +49,27 @@ def atomic_write(path: Path, write) -> None:
     _fsync_dir(path.parent)
 
 
+class UnwritableError(RuntimeError):
+    pass
+
+
+def check_writable(folder: str | Path) -> None:
+    """Fail early, with the fix, if `folder` cannot be created or written (a read-only
+    filesystem, a file in the way, missing permissions): before any job is submitted."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UnwritableError(
+            f"{folder} is not a writable directory ({err.strerror or err}); results are written "
+            f"there: fix its permissions (chmod u+w), remove what is in the way, or run from a "
+            f"directory you can write to"
+        ) from None
+
+
 def save(obj: dict, path: Path) -> None:
     atomic_write(Path(path), lambda f: torch.save(obj, f))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from . import checkpoint
 from .assets import DEFAULT_CACHE
 from .couplings import COUPLINGS
 from .recipes import RECIPES, ConfigError, describe_recipes, resolve
@@ -349,20 +350,16 @@ def launch() -> None:
 @_launch_options
 def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> None:
     """Train one run as a checkpointable job (preempted jobs requeue and resume exactly)."""
-    from .launch import LaunchError, TrainJob
+    from .launch import LaunchError, TrainJob, restore_outputs
     from .launch import launch as submit
 
     try:
         resolve(recipe, list(overrides))  # bad input fails here, before any submission
-        submit(
-            TrainJob(recipe, list(overrides), str(run_dir), threads),
-            "train",
-            run_dir,
-            cluster,
-            slurm_config,
-            log=click.echo,
-        )
-    except (ConfigError, LaunchError) as err:
+        checkpoint.check_writable(run_dir)
+        job = TrainJob(recipe, list(overrides), str(run_dir), threads)
+        outputs = submit(job, "train", run_dir, cluster, slurm_config, log=click.echo)
+        restore_outputs(outputs, log=click.echo)
+    except (ConfigError, LaunchError, checkpoint.UnwritableError) as err:
         _fail(str(err))
     click.echo(f"done: {run_dir}")
 
@@ -374,13 +371,16 @@ def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> 
 @click.argument("eval_args", nargs=-1, type=click.UNPROCESSED)
 def launch_eval(run_dir, name, cluster, slurm_config, threads, eval_args) -> None:
     """Run `gcbench eval --run-dir RUN_DIR EVAL_ARGS...` as a job."""
-    from .launch import CommandJob, LaunchError
+    from .launch import CommandJob, LaunchError, restore_outputs
     from .launch import launch as submit
 
     args = ["eval", "--run-dir", str(run_dir), *eval_args]
+    outputs = [eval_args[i + 1] for i, a in enumerate(eval_args[:-1]) if a == "--out"]
     try:
-        submit(CommandJob(args, threads), name, run_dir, cluster, slurm_config, log=click.echo)
-    except LaunchError as err:
+        checkpoint.check_writable(run_dir)
+        job = CommandJob(args, threads, outputs)
+        restore_outputs(submit(job, name, run_dir, cluster, slurm_config, log=click.echo))
+    except (ConfigError, LaunchError, checkpoint.UnwritableError) as err:
         _fail(str(err))
 
 

@@ -8,7 +8,10 @@
   requeued job resumes exactly (train.py).
 - The job id is written to `RUN_DIR/job-<name>.json` as soon as the job is submitted. A launcher
   started again while that job is queued or running re-attaches to it instead of submitting a
-  second one.
+  second one; if the job finished successfully while no launcher was waiting for it, its result
+  is used as it is. Jobs return
+  the text of their declared outputs, so that outputs Snakemake deleted on `--rerun-incomplete`
+  after a driver crash are written back (`restore_outputs`) instead of being recomputed.
 - The job's stdout/stderr are linked from `RUN_DIR/logs/`. A failed job makes `launch` raise
   with the job's own traceback.
 """
@@ -59,7 +62,12 @@ class TrainJob(submitit.helpers.Checkpointable):
         self._stop: threading.Event | None = None  # made in __call__: locks do not pickle
         self._worker: threading.Thread | None = None
 
-    def __call__(self) -> str:
+    @property
+    def args(self) -> list[str]:
+        """What the job computes; a finished job is reused only for the same arguments."""
+        return ["train", "--recipe", self.recipe, *(f"--set={o}" for o in self.overrides)]
+
+    def __call__(self) -> dict[str, str]:
         import torch
 
         from .recipes import resolve
@@ -85,7 +93,9 @@ class TrainJob(submitit.helpers.Checkpointable):
             self._worker.join(timeout=0.5)
         if "error" in outcome:
             raise outcome["error"]
-        return outcome["status"]
+        if outcome["status"] != "done":  # stopped without a checkpoint request: cannot happen
+            raise LaunchError(f"training in {self.run_dir} stopped early: {outcome['status']}")
+        return read_outputs([str(Path(self.run_dir) / "done.json")])
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         if self._stop is not None:
@@ -99,13 +109,13 @@ class TrainJob(submitit.helpers.Checkpointable):
 
 
 class CommandJob(submitit.helpers.Checkpointable):
-    """Run a `gcbench` command (e.g. eval) inside a submitit job; requeued from the start if
-    preempted, which is cheap next to training."""
+    """Run a `gcbench` command (e.g. eval) inside a submitit job and return the text of its
+    `outputs`; requeued from the start if preempted, which is cheap next to training."""
 
-    def __init__(self, args: list[str], threads: int = 0):
-        self.args, self.threads = args, threads
+    def __init__(self, args: list[str], threads: int = 0, outputs: list[str] = ()):
+        self.args, self.threads, self.outputs = args, threads, list(outputs)
 
-    def __call__(self) -> None:
+    def __call__(self) -> dict[str, str]:
         import torch
 
         from .cli import main
@@ -113,6 +123,20 @@ class CommandJob(submitit.helpers.Checkpointable):
         if self.threads:
             torch.set_num_threads(self.threads)
         main(self.args, standalone_mode=False)
+        return read_outputs(self.outputs)
+
+
+def read_outputs(paths: list[str]) -> dict[str, str]:
+    return {path: Path(path).read_text() for path in paths}
+
+
+def restore_outputs(outputs: dict[str, str], log=print) -> None:
+    """Write back the outputs a finished job returned if they are missing: Snakemake deletes
+    the outputs of jobs it reruns after a driver crash, even when the cluster job had finished."""
+    for path, text in outputs.items():
+        if not Path(path).exists():
+            checkpoint.atomic_write(Path(path), lambda f, text=text: f.write(text.encode()))
+            log(f"restored {path} from the finished job's result")
 
 
 def slurm_parameters(path: str | Path | None) -> dict:
@@ -170,6 +194,15 @@ def _is_live(record: dict) -> bool:
     return not job.done(force_check=True)
 
 
+def _succeeded(job) -> bool:
+    """Whether the job finished with a result (not an error, a cancellation or a requeue)."""
+    path = job.paths.result_pickle
+    if not path.exists():
+        return False
+    outcome, _ = submitit.core.utils.pickle_load(path)  # ("success", result) or ("error", tb)
+    return outcome == "success"
+
+
 def _link_logs(run_dir: Path, name: str, job) -> None:
     logs = run_dir / "logs"
     logs.mkdir(exist_ok=True)
@@ -204,23 +237,37 @@ def launch(
     poll_s: float = 2.0,
     log=print,
 ):
-    """Submit `job_fn` (or re-attach to the live job already submitted for this run and name)
-    and wait for it to finish."""
+    """Submit `job_fn` and wait for it to finish. If a job was already submitted for this run
+    and name, re-attach to it while it is live, or take its result if it finished with the
+    same arguments while no launcher collected it, instead of submitting again. `job_fn.args` says what the job computes."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     record_path = _record_path(run_dir, name)
     if record_path.exists():
         record = checkpoint.read_json(record_path)
+        job, same = _job(record), record.get("args") == job_fn.args
         if _is_live(record):
-            job = _job(record)
+            if not same:
+                raise LaunchError(
+                    f"{record['cluster']} job {record['job_id']} ({name}) for {run_dir} is still "
+                    f"running with other arguments ({record.get('args')}); wait for it to "
+                    f"finish or cancel it (scancel {record['job_id']}), then launch again"
+                )
             log(f"re-attaching to {record['cluster']} job {record['job_id']} ({name}, {run_dir})")
-            return _wait(record, job, poll_s)
+            return _collect(record, record_path, _wait(record, job, poll_s))
+        if same and not record.get("collected") and _succeeded(job):
+            # It finished while no launcher was waiting (the driver died): use its result.
+            log(
+                f"{record['cluster']} job {record['job_id']} ({name}) already finished; using its result"
+            )
+            return _collect(record, record_path, job.result())
     executor = make_executor(cluster, run_dir / "submitit" / name, slurm_config, name)
     job = executor.submit(job_fn)
     record = {
         "cluster": cluster,
         "job_id": job.job_id,
         "name": name,
+        "args": job_fn.args,
         "folder": str(job.paths.folder),
         "submitted": time.time(),
     }
@@ -229,4 +276,11 @@ def launch(
     checkpoint.append_jsonl(record, history)
     _link_logs(run_dir, name, job)
     log(f"submitted {cluster} job {job.job_id} ({name}, {run_dir}); logs in {run_dir / 'logs'}")
-    return _wait(record, job, poll_s)
+    return _collect(record, record_path, _wait(record, job, poll_s))
+
+
+def _collect(record: dict, record_path: Path, result):
+    """Mark the job's result as received, so that a later launch (e.g. Snakemake's
+    --forcerun) submits a new job rather than reusing this one."""
+    checkpoint.write_json({**record, "collected": True}, record_path)
+    return result

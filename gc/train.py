@@ -185,10 +185,14 @@ def train(
     def stop_if_not_finite(loss: float) -> None:
         if not math.isfinite(loss):
             good = checkpoint.load_state(state_path)
+            kept = (
+                f"the last good state (step {good['step']}) is kept in {state_path}"
+                if good
+                else "no state was saved before it, so a rerun starts from step 0"
+            )
             raise NonFiniteLossError(
-                f"loss is {loss} at step {step}; the last good state (step "
-                f"{good['step'] if good else 0}) is kept in {state_path}. Lower lr or check "
-                f"the data, then rerun to resume."
+                f"loss is {loss} at step {step}; {kept}. Lower lr or check the data, then "
+                f"rerun to resume."
             )
 
     coupling = COUPLINGS[c.variant](c.mu, c.gc_start_step)

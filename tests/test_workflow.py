@@ -75,6 +75,16 @@ def test_bad_config_fails_before_any_job(workdir):
     assert "digits8/gc/s0: mu=1.5 is outside [0, 1]" in out.stdout + out.stderr
 
 
+def test_unwritable_results_fail_before_any_job(workdir):
+    # A file where results/ should be: unwritable even for root, unlike a chmod.
+    (workdir / "results").write_text("not a folder")
+    out = _snakemake(workdir, "--cores", "2", "--configfile", "workflow/config/tiny.yaml")
+    assert out.returncode != 0
+    assert "results is not a writable directory" in out.stdout + out.stderr
+    assert "fix its permissions" in out.stdout + out.stderr
+    assert "launch train" not in out.stdout + out.stderr  # no job was started
+
+
 def test_missing_data_or_assets_stop_the_study_before_training(workdir):
     (workdir / "c10.yaml").write_text(
         "experiments:\n  c10:\n    dataset: cifar10\n    seeds: [0]\n"
@@ -213,6 +223,39 @@ def test_launch_reattaches_to_a_live_job(tmp_path):
     assert (run / "done.json").exists()
 
 
+def test_launch_reuses_a_job_that_finished_while_no_launcher_waited(tmp_path):
+    run = tmp_path / "run"
+    args = [
+        *(sys.executable, "-m", "gcbench", "launch", "train", "--cluster", "local"),
+        *("--recipe", "digits8-ic", "--set", "total_steps=20", "--set", "model_channels=8"),
+        *("--set", "batch_size=16", "--set", "device=cpu", "--threads", "1"),
+        *("--run-dir", str(run)),
+    ]
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (run / "job-train.json").exists():
+        assert time.time() < deadline and first.poll() is None
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)  # the driver dies; the job finishes on its own
+    first.wait()
+    record = checkpoint.read_json(run / "job-train.json")
+    while os.path.exists(f"/proc/{record['job_id']}"):
+        assert time.time() < deadline + 120
+        time.sleep(0.2)
+    # What Snakemake's --rerun-incomplete does before running the rule again.
+    (run / "done.json").unlink()
+    second = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "already finished; using its result" in second.stdout
+    assert f"restored {run / 'done.json'}" in second.stdout
+    assert checkpoint.read_json(run / "done.json")["step"] == 20
+    assert len(checkpoint.read_jsonl(run / "jobs.jsonl")) == 1  # not submitted again
+    # Once collected, asking again (e.g. --forcerun) is a new job.
+    third = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert len(checkpoint.read_jsonl(run / "jobs.jsonl")) == 2
+
+
 def test_launch_fails_with_the_job_error(tmp_path):
     out = subprocess.run(
         [
@@ -265,7 +308,7 @@ def test_preempted_training_job_requeues_and_resumes_exactly(tmp_path):
     controller = int(job.job_id)
     (task,) = map(int, Path(f"/proc/{controller}/task/{controller}/children").read_text().split())
     os.kill(task, signal.SIGUSR2)
-    assert job.result() == "done"
+    assert list(job.result()) == [str(run / "done.json")]
     assert "checkpointed" in job.stdout()
     events = [p["event"] for p in checkpoint.read_jsonl(run / "provenance.jsonl")]
     assert events == ["start", "resume"]

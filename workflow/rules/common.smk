@@ -5,8 +5,10 @@ import sys
 from snakemake.utils import validate
 
 from gcbench import study
+from gcbench.checkpoint import check_writable
 
 validate(config, "../schemas/config.schema.yaml")
+check_writable("results")  # a read-only results/ fails now, not after the jobs ran
 RUNS = study.validate(config)  # every run's TrainConfig resolved before any job is submitted
 RUN = "results/runs/{exp}/{variant}/s{seed}"
 # `gcbench` from the interpreter Snakemake runs in, whether or not its venv is activated.

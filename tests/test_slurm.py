@@ -1,0 +1,235 @@
+"""The SLURM path on a real single-node cluster (tests/slurm/cluster.sh up), not a mocked sbatch.
+
+Every job here goes through sbatch via submitit. Without a cluster these tests skip, unless
+GCBENCH_REQUIRE_SLURM=1 (set by .ci/run), where a missing cluster is a failure.
+"""
+
+import getpass
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from gcbench import checkpoint
+from gcbench.launch import TrainJob
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+ROOT = Path(__file__).parent.parent
+CLUSTER_YAML = ROOT / "tests" / "slurm" / "cluster.yaml"
+TINY = ["model_channels=8", "batch_size=16", "device=cpu"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm_cluster():
+    ok = shutil.which("sbatch") and subprocess.run(["scontrol", "ping"], capture_output=True)
+    if not ok or ok.returncode != 0:
+        message = "no SLURM cluster: start one with `tests/slurm/cluster.sh up` (as root)"
+        if os.environ.get("GCBENCH_REQUIRE_SLURM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield
+    subprocess.run(["scancel", "--user", getpass.getuser()], check=False)  # leave no job behind
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    for name in ("Snakefile", "workflow", "slurm"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    return tmp_path
+
+
+def _env(workdir: Path) -> dict:
+    return os.environ | {"GCBENCH_CACHE": str(workdir / "cache")}
+
+
+def _study_config(workdir: Path, steps: int) -> Path:
+    """A two-run study (digits8 IC and GC, one seed) for `--profile slurm`."""
+    config = {
+        "slurm_config": str(CLUSTER_YAML),
+        "threads_per_job": 1,
+        "eval": {"n": 100, "curve_n": 50, "steps": [1], "weights": ["ema"], "device": "cpu"},
+        "experiments": {
+            "digits8": {
+                "dataset": "digits8",
+                "seeds": [0],
+                "set": [f"total_steps={steps}", "snapshot_every=1000", "log_every=5", *TINY],
+                "variants": {"ic": {"variant": "ic"}, "gc": {"variant": "gc"}},
+            }
+        },
+    }
+    path = workdir / "study.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
+def _snakemake(workdir: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--profile", "slurm", *args]
+    return subprocess.run(
+        command, cwd=workdir, capture_output=True, text=True, env=_env(workdir), **kwargs
+    )
+
+
+def _sacct_states(job_ids: list[str]) -> dict[str, str]:
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-o", "jobid,state", "-j", ",".join(job_ids)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(line.split("|")[:2] for line in out.splitlines() if line)
+
+
+def _wait_for(condition, timeout: float, what: str, poll: float = 0.2) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(poll)
+
+
+def _launch_train(run: Path, *overrides: str, recipe: str = "digits8-gc") -> list[str]:
+    sets = [a for o in (*TINY, *overrides) for a in ("--set", o)]
+    return [
+        *(sys.executable, "-m", "gcbench", "launch", "train", "--cluster", "slurm"),
+        *("--slurm-config", str(CLUSTER_YAML), "--threads", "1", "--recipe", recipe),
+        *sets,
+        *("--run-dir", str(run)),
+    ]
+
+
+def _runs(workdir: Path) -> list[Path]:
+    return sorted((workdir / "results" / "runs").glob("*/*/s*"))
+
+
+def _assert_every_job_went_through_sbatch_once(workdir: Path) -> list[str]:
+    job_ids = []
+    for run in _runs(workdir):
+        jobs = checkpoint.read_jsonl(run / "jobs.jsonl")
+        assert [j["name"] for j in jobs] == ["train", "eval-curve", "eval-final"], run
+        assert all(j["cluster"] == "slurm" and re.fullmatch(r"\d+", j["job_id"]) for j in jobs)
+        job_ids += [j["job_id"] for j in jobs]
+    assert len(set(job_ids)) == len(job_ids)
+    states = _sacct_states(job_ids)
+    assert set(states) == set(job_ids) and set(states.values()) == {"COMPLETED"}, states
+    return job_ids
+
+
+def test_slurm_profile_runs_the_study_through_sbatch(workdir):
+    config = _study_config(workdir, steps=20)
+    out = _snakemake(workdir, "--configfile", str(config), timeout=1200)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert len(_runs(workdir)) == 2
+    job_ids = _assert_every_job_went_through_sbatch_once(workdir)
+    assert len(job_ids) == 6
+    assert "fd_digits" in (workdir / "results" / "tables" / "table1.md").read_text()
+
+
+def test_killed_driver_restarts_without_submitting_twice(workdir):
+    config = _study_config(workdir, steps=300)
+    args = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--configfile", str(config)]
+    # The driver and its launchers share a new session, so one killpg takes them all, as a
+    # lost login session would.
+    driver = subprocess.Popen(
+        args,
+        cwd=workdir,
+        env=_env(workdir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    runs = [workdir / "results/runs/digits8" / v / "s0" for v in ("ic", "gc")]
+    # The test cluster has one (fake) GPU: one training job runs, the other waits in the queue.
+    _wait_for(
+        lambda: (
+            all((r / "job-train.json").exists() for r in runs)
+            and any(checkpoint.read_jsonl(r / "metrics.jsonl") for r in runs)
+        ),
+        300,
+        "both training jobs to be submitted and one to run",
+    )
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    train_ids = [checkpoint.read_json(r / "job-train.json")["job_id"] for r in runs]
+    assert "RUNNING" in _sacct_states(train_ids).values()  # the jobs outlive their driver
+
+    unlock = _snakemake(workdir, "--configfile", str(config), "--unlock", timeout=120)
+    assert unlock.returncode == 0, unlock.stderr
+    out = _snakemake(workdir, "--configfile", str(config), timeout=1200)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    _assert_every_job_went_through_sbatch_once(workdir)
+    for run, job_id in zip(runs, train_ids, strict=True):
+        log = (workdir / "results/logs/train/digits8" / run.parent.name / "s0.log").read_text()
+        assert f"re-attaching to slurm job {job_id}" in log or "already finished" in log, log
+        assert (run / "done.json").exists()
+
+
+def test_usr2_preemption_requeues_and_resumes_bitwise(tmp_path):
+    overrides = ["total_steps=200", "log_every=1", "snapshot_every=1000", "dropout=0.1"]
+    run = tmp_path / "preempted"
+    launcher = subprocess.Popen(
+        _launch_train(run, *overrides), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    _wait_for(lambda: len(checkpoint.read_jsonl(run / "metrics.jsonl")) >= 3, 300, "training")
+    job_id = checkpoint.read_json(run / "job-train.json")["job_id"]
+    # What SLURM sends before a preemption or the time limit (#SBATCH --signal=USR2@...).
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    output, _ = launcher.communicate(timeout=600)
+    assert launcher.returncode == 0, output
+    assert "checkpointed" in (run / "logs" / "train.out").read_text()
+    events = [p["event"] for p in checkpoint.read_jsonl(run / "provenance.jsonl")]
+    assert events == ["start", "resume"]
+    assert [p["slurm_job_id"] for p in checkpoint.read_jsonl(run / "provenance.jsonl")] == [
+        job_id,
+        job_id,
+    ]  # requeued: the same job, not a second submission
+    assert len(checkpoint.read_jsonl(run / "jobs.jsonl")) == 1
+
+    threads = torch.get_num_threads()
+    try:
+        TrainJob("digits8-gc", [*TINY, *overrides], str(tmp_path / "straight"), threads=1)()
+    finally:
+        torch.set_num_threads(threads)
+    a = checkpoint.load(run / "state.pt")
+    b = checkpoint.load(tmp_path / "straight" / "state.pt")
+    assert a["step"] == b["step"] == 200
+    for part in ("net", "ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+
+
+def test_failing_job_fails_its_rule_with_the_traceback(workdir):
+    config = _study_config(workdir, steps=40)
+    text = config.read_text().replace('"log_every=5"', '"log_every=1", "lr=1e30"')
+    config.write_text(text)  # Lion at lr=1e30: the loss is NaN after the first update
+    out = _snakemake(workdir, "--configfile", str(config), timeout=1200)
+    assert out.returncode != 0
+    shown = out.stdout + out.stderr
+    assert "Traceback (most recent call last)" in shown
+    assert "NonFiniteLossError: loss is nan" in shown
+    assert re.search(r"Error in rule train", shown)
+    assert not (workdir / "results/runs/digits8/ic/s0/done.json").exists()
+
+
+def test_cancelled_job_is_reported_failed(tmp_path):
+    run = tmp_path / "cancelled"
+    launcher = subprocess.Popen(
+        _launch_train(run, "total_steps=5000", "log_every=1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    _wait_for(lambda: len(checkpoint.read_jsonl(run / "metrics.jsonl")) >= 1, 300, "training")
+    job_id = checkpoint.read_json(run / "job-train.json")["job_id"]
+    subprocess.run(["scancel", job_id], check=True)
+    output, _ = launcher.communicate(timeout=300)  # nothing hangs
+    assert launcher.returncode != 0
+    assert f"job {job_id} (train) failed" in output
+    assert "CANCELLED" in output
+    assert _sacct_states([job_id])[job_id].startswith("CANCELLED")
