@@ -34,8 +34,8 @@ class WholeBatchGC:
 
     mu: float = 0.5
 
-    def __call__(self, x, z, sigma_lo, sigma_hi, *, step, gen, endpoint_fn):
-        is_gc = torch.rand(x.shape[0], generator=gen, device=x.device) < self.mu
+    def __call__(self, x, z, sigma_lo, sigma_hi, u, *, step, endpoint_fn):
+        is_gc = u < self.mu
         with torch.no_grad():
             predicted = endpoint_fn(x + sigma_lo.reshape(-1, 1, 1, 1) * z, sigma_lo)
         e = torch.where(is_gc.reshape(-1, 1, 1, 1), predicted, x)

@@ -350,16 +350,20 @@ def launch() -> None:
 @_launch_options
 def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> None:
     """Train one run as a checkpointable job (preempted jobs requeue and resume exactly)."""
-    from .launch import LaunchError, TrainJob, restore_outputs
+    from .distributed import local_batch
+    from .launch import LaunchError, TrainJob, gpus_per_job, restore_outputs
     from .launch import launch as submit
 
     try:
-        resolve(recipe, list(overrides))  # bad input fails here, before any submission
+        # Bad input fails here, before any submission.
+        config = resolve(recipe, list(overrides))
+        gpus = gpus_per_job(cluster, slurm_config)
+        local_batch(config.batch_size, gpus)
         checkpoint.check_writable(run_dir)
-        job = TrainJob(recipe, list(overrides), str(run_dir), threads)
+        job = TrainJob(recipe, list(overrides), str(run_dir), threads, tasks=gpus)
         outputs = submit(job, "train", run_dir, cluster, slurm_config, log=click.echo)
         restore_outputs(outputs, log=click.echo)
-    except (ConfigError, LaunchError, checkpoint.UnwritableError) as err:
+    except (ValueError, LaunchError, checkpoint.UnwritableError) as err:
         _fail(str(err))
     click.echo(f"done: {run_dir}")
 

@@ -9,6 +9,9 @@ the endpoint it used, so the transport cost E||e - z||^2 can be logged (the pape
   current model predicts from x_sigma_i = x + sigma_i z, so the pair lies on a path the generator
   itself induces.
 - GC+OT: OT re-pairing first, then GC.
+
+Couplings are pure: their randomness comes in as arguments (z, and u ~ U[0, 1) per sample, which
+picks the GC subset), drawn by the training step.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def generator_induced_endpoint(
 class IndependentCoupling:
     """iCT: the endpoint is the data point itself."""
 
-    def __call__(self, x, z, sigma_lo, sigma_hi, *, step, gen, endpoint_fn) -> Pair:
+    def __call__(self, x, z, sigma_lo, sigma_hi, u, *, step, endpoint_fn) -> Pair:
         return make_pair(x, z, sigma_lo, sigma_hi, torch.zeros_like(sigma_lo, dtype=torch.bool))
 
 
@@ -82,7 +85,7 @@ class IndependentCoupling:
 class BatchOTCoupling:
     """Minibatch optimal transport: re-pair x and z, then proceed as IC."""
 
-    def __call__(self, x, z, sigma_lo, sigma_hi, *, step, gen, endpoint_fn) -> Pair:
+    def __call__(self, x, z, sigma_lo, sigma_hi, u, *, step, endpoint_fn) -> Pair:
         z = z[ot_permutation(x, z)]
         return make_pair(x, z, sigma_lo, sigma_hi, torch.zeros_like(sigma_lo, dtype=torch.bool))
 
@@ -96,10 +99,10 @@ class GeneratorInducedCoupling:
     start_step: int = 0
     ot: bool = False
 
-    def __call__(self, x, z, sigma_lo, sigma_hi, *, step, gen, endpoint_fn) -> Pair:
+    def __call__(self, x, z, sigma_lo, sigma_hi, u, *, step, endpoint_fn) -> Pair:
         if self.ot:
             z = z[ot_permutation(x, z)]
-        is_gc = torch.rand(x.shape[0], generator=gen, device=x.device) < self.mu
+        is_gc = u < self.mu
         if step < self.start_step:
             is_gc.zero_()
         e = generator_induced_endpoint(x, z, sigma_lo, is_gc, endpoint_fn)

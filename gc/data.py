@@ -122,10 +122,23 @@ class TrainingData:
             out[hit] = perm[positions[hit] % n]
         return out
 
-    def batch(self, step: int, batch_size: int, seed: int, device: torch.device) -> Tensor:
-        idx = self.indices(step, batch_size, seed)
+    def batch(
+        self,
+        step: int,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        rows: slice = slice(None),
+    ) -> Tensor:
+        """Batch `step` (or its `rows`: one rank's share), straight from the array to `device`:
+        no loader workers, since a batch is one indexed read of the memory-mapped uint8 array."""
+        idx = self.indices(step, batch_size, seed)[rows]
         if self._memory is not None:
             return self._memory[idx].to(device)
-        rows = torch.from_numpy(self._disk[np.sort(idx.numpy())])  # sorted reads of the memmap
-        rows = rows.to(device, non_blocking=True).permute(0, 3, 1, 2)
-        return rows.float() / 127.5 - 1
+        # Sorted, de-duplicated reads of the memmap, then back into batch order.
+        unique, inverse = np.unique(idx.numpy(), return_inverse=True)
+        images = torch.from_numpy(self._disk[unique]).to(device, non_blocking=True)
+        # uint8 crosses to the device (4x fewer bytes than float), then converts there.
+        return (
+            images[torch.as_tensor(inverse, device=device)].permute(0, 3, 1, 2).float() / 127.5 - 1
+        )

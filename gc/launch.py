@@ -52,13 +52,11 @@ class LaunchError(RuntimeError):
 class TrainJob(submitit.helpers.Checkpointable):
     """Train (or resume) one run inside a submitit job."""
 
-    def __init__(self, recipe: str, overrides: list[str], run_dir: str, threads: int = 0):
-        self.recipe, self.overrides, self.run_dir, self.threads = (
-            recipe,
-            overrides,
-            run_dir,
-            threads,
-        )
+    def __init__(
+        self, recipe: str, overrides: list[str], run_dir: str, threads: int = 0, tasks: int = 1
+    ):
+        self.recipe, self.overrides, self.run_dir = recipe, overrides, run_dir
+        self.threads, self.tasks = threads, tasks  # tasks: processes (one per GPU)
         self._stop: threading.Event | None = None  # made in __call__: locks do not pickle
         self._worker: threading.Thread | None = None
 
@@ -70,18 +68,22 @@ class TrainJob(submitit.helpers.Checkpointable):
     def __call__(self) -> dict[str, str]:
         import torch
 
+        from . import distributed
         from .recipes import resolve
         from .train import train
 
         if self.threads:
             torch.set_num_threads(self.threads)
         config = resolve(self.recipe, self.overrides)
+        # One task per GPU: several tasks train one run data-parallel (distributed.py).
+        shard = distributed.init_from_submitit(config.device)
         self._stop = threading.Event()
         outcome: dict = {}
 
         def work() -> None:
             try:
-                outcome["status"] = train(config, self.run_dir, lambda step: self._stop.is_set())
+                should_stop = lambda step: self._stop.is_set()
+                outcome["status"] = train(config, self.run_dir, should_stop, shard=shard)
             except BaseException as err:  # re-raised in the main thread, traceback intact
                 outcome["error"] = err
 
@@ -91,8 +93,11 @@ class TrainJob(submitit.helpers.Checkpointable):
         self._worker.start()
         while self._worker.is_alive():
             self._worker.join(timeout=0.5)
+        distributed.close(shard)
         if "error" in outcome:
             raise outcome["error"]
+        if not shard.is_main:  # rank 0 returns the outputs (and requeues on preemption)
+            return {}
         if outcome["status"] != "done":  # stopped without a checkpoint request: cannot happen
             raise LaunchError(f"training in {self.run_dir} stopped early: {outcome['status']}")
         return read_outputs([str(Path(self.run_dir) / "done.json")])
@@ -104,7 +109,7 @@ class TrainJob(submitit.helpers.Checkpointable):
             self._worker.join()  # the loop saves its state at the step boundary, then returns
         print(f"checkpointed {self.run_dir}; requeueing", flush=True)
         return submitit.helpers.DelayedSubmission(
-            TrainJob(self.recipe, self.overrides, self.run_dir, self.threads)
+            TrainJob(self.recipe, self.overrides, self.run_dir, self.threads, self.tasks)
         )
 
 
@@ -152,7 +157,22 @@ def slurm_parameters(path: str | Path | None) -> dict:
     return {_SLURM_KEYS[k]: v for k, v in values.items() if v is not None}
 
 
-def make_executor(cluster: str, folder: Path, slurm_config: str | Path | None, name: str):
+def gpus_per_job(cluster: str, slurm_config: str | Path | None) -> int:
+    """GPUs (= tasks, one per GPU) a training job gets: slurm/cluster.yaml's gpus_per_node."""
+    if cluster != "slurm":
+        return 1
+    return int(slurm_parameters(slurm_config).get("gpus_per_node") or 1)
+
+
+def make_executor(
+    cluster: str,
+    folder: Path,
+    slurm_config: str | Path | None,
+    name: str,
+    tasks: int = 1,
+):
+    """A submitit executor; `tasks` processes per job (one per GPU for data-parallel training;
+    1 for evaluation, which then asks for one GPU, so that it never runs once per rank)."""
     if cluster not in CLUSTERS:
         raise LaunchError(f"cluster={cluster!r}: use one of {CLUSTERS}")
     params = slurm_parameters(slurm_config) if cluster == "slurm" else {}
@@ -162,7 +182,9 @@ def make_executor(cluster: str, folder: Path, slurm_config: str | Path | None, n
     )
     if cluster == "local":
         params = {"timeout_min": 7 * 24 * 60, "gpus_per_node": 0}  # no local timeout signal
-    executor.update_parameters(name=name, **params)
+    elif tasks == 1 and params.get("gpus_per_node"):
+        params["gpus_per_node"] = 1
+    executor.update_parameters(name=name, tasks_per_node=tasks, **params)
     return executor
 
 
@@ -261,7 +283,8 @@ def launch(
                 f"{record['cluster']} job {record['job_id']} ({name}) already finished; using its result"
             )
             return _collect(record, record_path, job.result())
-    executor = make_executor(cluster, run_dir / "submitit" / name, slurm_config, name)
+    tasks = getattr(job_fn, "tasks", 1)
+    executor = make_executor(cluster, run_dir / "submitit" / name, slurm_config, name, tasks)
     job = executor.submit(job_fn)
     record = {
         "cluster": cluster,

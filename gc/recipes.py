@@ -72,7 +72,13 @@ class TrainConfig:
     checkpoint_every: int = 1_000
     data_dir: str = "data"
     device: str = "auto"
-    tf32: bool = False  # fp32 matmuls by default, as the paper trained
+    # GPU speed (CUDA only). channels_last changes the memory layout, not the arithmetic; TF32,
+    # bf16 autocast and torch.compile change the numbers and are off by default (the paper
+    # trained in fp32).
+    tf32: bool = False
+    channels_last: bool = True
+    bf16: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)

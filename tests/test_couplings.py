@@ -95,9 +95,9 @@ def test_gc_start_step_turns_gc_off_early():
     x, z = torch.randn(8, 2), torch.randn(8, 2)
     s = torch.ones(8)
     gc = GeneratorInducedCoupling(mu=1.0, start_step=100)
-    pair = gc(x, z, s, 2 * s, step=99, gen=torch.Generator(), endpoint_fn=lambda a, b: a * 0)
+    pair = gc(x, z, s, 2 * s, torch.zeros(8), step=99, endpoint_fn=lambda a, b: a * 0)
     assert not pair.is_gc.any()
-    pair = gc(x, z, s, 2 * s, step=100, gen=torch.Generator(), endpoint_fn=lambda a, b: a * 0)
+    pair = gc(x, z, s, 2 * s, torch.zeros(8), step=100, endpoint_fn=lambda a, b: a * 0)
     assert pair.is_gc.all()
 
 
@@ -136,11 +136,13 @@ def test_ot_and_gc_ot_couplings_use_the_repaired_noise():
     x, z = torch.randn(16, 2, generator=gen), torch.randn(16, 2, generator=gen)
     s = torch.ones(16)
     perm = ot_permutation(x, z)
-    ot = BatchOTCoupling()(x, z, s, 2 * s, step=0, gen=gen, endpoint_fn=None)
+    ot = BatchOTCoupling()(x, z, s, 2 * s, torch.rand(16), step=0, endpoint_fn=None)
     assert torch.equal(ot.noise, z[perm])
     assert torch.equal(ot.x_hi, x + 2 * z[perm])
     gc_ot = GeneratorInducedCoupling(mu=1.0, ot=True)
-    pair = gc_ot(x, z, s, 2 * s, step=0, gen=gen, endpoint_fn=lambda a, b: a - b[:, None] * 0)
+    pair = gc_ot(
+        x, z, s, 2 * s, torch.zeros(16), step=0, endpoint_fn=lambda a, b: a - b[:, None] * 0
+    )
     assert torch.equal(pair.noise, z[perm])
     assert torch.equal(pair.endpoint, x + z[perm])  # the predictor saw x + sigma_i z[perm]
     assert torch.allclose(pair.transport_cost(), (x + z[perm] - z[perm]).square().sum(1))
