@@ -104,6 +104,36 @@ def test_missing_data_or_assets_stop_the_study_before_training(workdir):
     assert not (workdir / "results/runs").exists()
 
 
+def test_prepare_data_rule_prepares_an_image_folder_before_the_check(workdir):
+    from PIL import Image
+
+    folder = workdir / "raw_church"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(5):
+        pixels = rng.integers(0, 256, size=(80, 96, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{k}.png")
+    (workdir / "church.yaml").write_text(
+        f"prepare_data: {{lsun_church64: {folder}}}\n"
+        "experiments:\n  church:\n    dataset: lsun_church64\n    seeds: [0]\n"
+        "    variants: {ic: {variant: ic}}\n"
+    )
+    out = _snakemake(workdir, "-n", "--cores", "1", "--configfile", "church.yaml")
+    assert out.returncode == 0, out.stderr
+    assert _job_counts(out.stdout)["prepare_data"] == 1
+    out = _snakemake(
+        workdir, "data/lsun_church64/train.npy", "--cores", "1", "--configfile", "church.yaml"
+    )
+    assert out.returncode == 0, out.stderr
+    array = np.load(workdir / "data/lsun_church64/train.npy")
+    assert array.shape == (5, 64, 64, 3) and array.dtype == np.uint8
+    manifest = json.loads((workdir / "data/lsun_church64/manifest.json").read_text())
+    assert manifest["count"] == 5 and "Lanczos" in manifest["source"]
+    # Prepared once: the next dry run has nothing to prepare.
+    out = _snakemake(workdir, "-n", "--cores", "1", "--configfile", "church.yaml")
+    assert "prepare_data" not in _job_counts(out.stdout)
+
+
 def test_lint_is_clean_except_the_conda_environment_lint(workdir):
     # Filtered on purpose: "Specify a conda environment or container for each rule". The
     # project installs one Python environment (pip install -e .); a conda env per rule would

@@ -32,3 +32,14 @@ def all_runs(pattern):
 def launch_options():
     slurm = f"--slurm-config {config['slurm_config']}" if config["cluster"] == "slurm" else ""
     return f"--cluster {config['cluster']} --threads {config['threads_per_job']} {slurm}"
+
+
+def prepared_data(exp):
+    """The prepared array an experiment waits for, if the workflow prepares its dataset."""
+    dataset = config["experiments"][exp]["dataset"]
+    return [f"data/{dataset}/train.npy"] if dataset in config.get("prepare_data", {}) else []
+
+
+def prepare_source(dataset):
+    source = config["prepare_data"][dataset]
+    return "" if source == "download" else f"--source {shlex.quote(source)}"

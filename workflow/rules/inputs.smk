@@ -1,8 +1,30 @@
-# Data and metric assets first: each experiment's training data, config and the assets its
-# evaluation will read are checked on the login node before any of its jobs is submitted.
+# Data and metric assets first: datasets listed under `prepare_data` are prepared, then each
+# experiment's training data, config and the assets its evaluation will read are checked on the
+# login node before any of its jobs is submitted.
+
+
+rule prepare_data:
+    output:
+        array="data/{dataset}/train.npy",
+        manifest="data/{dataset}/manifest.json",
+    log:
+        "results/logs/prepare_data/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare_data/{dataset}.tsv"
+    wildcard_constraints:
+        dataset="cifar10|imagenet32|celeba64|lsun_church64",
+    params:
+        gcbench=GCBENCH,
+        source=lambda w: prepare_source(w.dataset),
+    localrule: True
+    shell:
+        "{params.gcbench} data prepare {wildcards.dataset} {params.source} --data-dir data "
+        "> {log} 2>&1"
 
 
 rule check_inputs:
+    input:
+        data=lambda w: prepared_data(w.exp),
     output:
         check="results/checks/{exp}.json",
     log:
