@@ -242,7 +242,7 @@ def _wait(record: dict, job, poll_s: float):
         while _pid_alive(int(record["job_id"])) and not job.paths.result_pickle.exists():
             time.sleep(poll_s)
     try:
-        return job.result()
+        return job.results()[0]  # task 0's (rank 0 of a data-parallel job)
     except Exception as err:  # FailedJobError, UncompletedJobError: the job's own message
         stderr = job.paths.stderr
         tail = stderr.read_text()[-4000:] if stderr.exists() else ""
@@ -282,7 +282,7 @@ def launch(
             log(
                 f"{record['cluster']} job {record['job_id']} ({name}) already finished; using its result"
             )
-            return _collect(record, record_path, job.result())
+            return _collect(record, record_path, job.results()[0])
     tasks = getattr(job_fn, "tasks", 1)
     executor = make_executor(cluster, run_dir / "submitit" / name, slurm_config, name, tasks)
     job = executor.submit(job_fn)

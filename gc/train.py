@@ -312,7 +312,7 @@ def _data_parallel(net: nn.Module, shard: Shard, device: torch.device) -> nn.Mod
     if shard.world == 1:
         return net
     ids = [device.index or 0] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+    return nn.parallel.DistributedDataParallel(net, device_ids=ids)
 
 
 def _compiled(model: nn.Module, c: TrainConfig) -> nn.Module:

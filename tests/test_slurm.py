@@ -146,7 +146,7 @@ def test_killed_driver_restarts_without_submitting_twice(workdir):
         start_new_session=True,
     )
     runs = [workdir / "results/runs/digits8" / v / "s0" for v in ("ic", "gc")]
-    # The test cluster has one (fake) GPU: one training job runs, the other waits in the queue.
+    # Kill the driver once both training jobs are submitted and one of them is training.
     _wait_for(
         lambda: (
             all((r / "job-train.json").exists() for r in runs)
@@ -215,6 +215,41 @@ def test_failing_job_fails_its_rule_with_the_traceback(workdir):
     assert "NonFiniteLossError: loss is nan" in shown
     assert re.search(r"Error in rule train", shown)
     assert not (workdir / "results/runs/digits8/ic/s0/done.json").exists()
+
+
+def test_two_gpu_job_trains_data_parallel_through_srun(tmp_path):
+    import yaml
+    from test_distributed import OVERRIDES, WEIGHT_ATOL, _max_diff
+
+    two_gpus = tmp_path / "cluster.yaml"
+    settings = yaml.safe_load(CLUSTER_YAML.read_text()) | {"gpus_per_node": 2}
+    two_gpus.write_text(yaml.safe_dump(settings))
+    run = tmp_path / "ddp"
+    args = _launch_train(run, *OVERRIDES)
+    args[args.index(str(CLUSTER_YAML))] = str(two_gpus)
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (record,) = checkpoint.read_jsonl(run / "jobs.jsonl")
+    # One task per GPU, started by srun inside the sbatch job.
+    tasks = subprocess.run(
+        ["sacct", "-j", record["job_id"], "-n", "-P", "-o", "jobid,ntasks,alloctres"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "gpu=2" in tasks and re.search(r"\.0\|2\|", tasks), tasks
+    (start,) = checkpoint.read_jsonl(run / "provenance.jsonl")
+    assert start["world_size"] == 2 and start["slurm_job_id"] == record["job_id"]
+
+    threads = torch.get_num_threads()
+    try:
+        TrainJob("digits8-gc", [*TINY, *OVERRIDES], str(tmp_path / "one"), threads=1)()
+    finally:
+        torch.set_num_threads(threads)
+    a = checkpoint.load(run / "state.pt")
+    b = checkpoint.load(tmp_path / "one" / "state.pt")
+    assert a["step"] == b["step"] and len(a["rng"]["ranks"]) == 2
+    assert _max_diff(a["net"], b["net"]) < WEIGHT_ATOL
 
 
 def test_cancelled_job_is_reported_failed(tmp_path):

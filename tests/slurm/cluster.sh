@@ -2,8 +2,8 @@
 # A real single-node SLURM cluster on 127.0.0.1 for the tests marked `slurm`.
 #
 #   tests/slurm/cluster.sh up      install the Debian packages if needed, start munge, MariaDB,
-#                                  slurmdbd (so that sacct works), slurmctld and slurmd with one
-#                                  fake GPU; idempotent: a running cluster is left as it is
+#                                  slurmdbd (so that sacct works), slurmctld and slurmd with two
+#                                  fake GPUs; idempotent: a running cluster is left as it is
 #   tests/slurm/cluster.sh down    stop every daemon by the PID it recorded, remove the state
 #   tests/slurm/cluster.sh status  the daemons' PIDs and the node's state
 #
@@ -130,13 +130,17 @@ SlurmdLogFile=$ROOT/log/slurmd.log
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePass=$ROOT/munge-socket/munge.socket
+AccountingStorageTRES=gres/gpu
 JobAcctGatherType=jobacct_gather/none
 GresTypes=gpu
-NodeName=$HOST NodeAddr=127.0.0.1 Gres=gpu:1 $hardware State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 Gres=gpu:2 $hardware State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
+  # Two fake GPUs (a device file each; without File= the node goes INVAL): two single-GPU
+  # jobs at once, or one two-task data-parallel job.
   cat >/etc/slurm/gres.conf <<EOF
 NodeName=$HOST Name=gpu File=/dev/null
+NodeName=$HOST Name=gpu File=/dev/zero
 EOF
 }
 
@@ -166,7 +170,7 @@ up() {
   start_mariadb
   write_configs
   start_slurm
-  log "up: node $HOST idle with gpu:1; state in $ROOT"
+  log "up: node $HOST idle with gpu:2 (fake); state in $ROOT"
 }
 
 down() {
