@@ -41,19 +41,14 @@ def test_rows_split_the_global_batch_evenly():
 
 
 @pytest.mark.slow
-def test_two_ranks_through_submitit_match_one_process(tmp_path):
+def test_two_ranks_through_submitit_match_one_process(tmp_path, uninterrupted):
     job = make_executor("local", tmp_path / "jobs", None, "train", tasks=2).submit(
         TrainJob("digits8-gc", OVERRIDES, str(tmp_path / "ddp"), threads=1, tasks=2)
     )
     results = job.results()  # one per task: rank 0 returns the outputs, rank 1 nothing
     assert list(results[0]) == [str(tmp_path / "ddp" / "done.json")] and results[1] == {}
-    threads = torch.get_num_threads()
-    try:
-        TrainJob("digits8-gc", OVERRIDES, str(tmp_path / "one"), threads=1)()
-    finally:
-        torch.set_num_threads(threads)
+    one = uninterrupted("digits8-gc", OVERRIDES, tmp_path / "one")
     two = checkpoint.load(tmp_path / "ddp" / "state.pt")
-    one = checkpoint.load(tmp_path / "one" / "state.pt")
     assert two["step"] == one["step"] == 20
     assert len(two["rng"]["ranks"]) == 2 and len(one["rng"]["ranks"]) == 1
     for part in ("net", "ema"):

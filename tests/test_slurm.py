@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 import torch
 from gcbench import checkpoint
-from gcbench.launch import TrainJob
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -37,14 +36,6 @@ def slurm_cluster():
         pytest.skip(message)
     yield
     subprocess.run(["scancel", "--user", getpass.getuser()], check=False)  # leave no job behind
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    for name in ("Snakefile", "workflow", "slurm"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    return tmp_path
 
 
 def _env(workdir: Path) -> dict:
@@ -171,7 +162,7 @@ def test_killed_driver_restarts_without_submitting_twice(workdir):
         assert (run / "done.json").exists()
 
 
-def test_usr2_preemption_requeues_and_resumes_bitwise(tmp_path):
+def test_usr2_preemption_requeues_and_resumes_bitwise(tmp_path, uninterrupted):
     overrides = ["total_steps=200", "log_every=1", "snapshot_every=1000", "dropout=0.1"]
     run = tmp_path / "preempted"
     launcher = subprocess.Popen(
@@ -192,13 +183,8 @@ def test_usr2_preemption_requeues_and_resumes_bitwise(tmp_path):
     ]  # requeued: the same job, not a second submission
     assert len(checkpoint.read_jsonl(run / "jobs.jsonl")) == 1
 
-    threads = torch.get_num_threads()
-    try:
-        TrainJob("digits8-gc", [*TINY, *overrides], str(tmp_path / "straight"), threads=1)()
-    finally:
-        torch.set_num_threads(threads)
     a = checkpoint.load(run / "state.pt")
-    b = checkpoint.load(tmp_path / "straight" / "state.pt")
+    b = uninterrupted("digits8-gc", [*TINY, *overrides], tmp_path / "straight")
     assert a["step"] == b["step"] == 200
     for part in ("net", "ema"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
@@ -217,7 +203,7 @@ def test_failing_job_fails_its_rule_with_the_traceback(workdir):
     assert not (workdir / "results/runs/digits8/ic/s0/done.json").exists()
 
 
-def test_two_gpu_job_trains_data_parallel_through_srun(tmp_path):
+def test_two_gpu_job_trains_data_parallel_through_srun(tmp_path, uninterrupted):
     import yaml
     from test_distributed import OVERRIDES, WEIGHT_ATOL, _max_diff
 
@@ -241,13 +227,8 @@ def test_two_gpu_job_trains_data_parallel_through_srun(tmp_path):
     (start,) = checkpoint.read_jsonl(run / "provenance.jsonl")
     assert start["world_size"] == 2 and start["slurm_job_id"] == record["job_id"]
 
-    threads = torch.get_num_threads()
-    try:
-        TrainJob("digits8-gc", [*TINY, *OVERRIDES], str(tmp_path / "one"), threads=1)()
-    finally:
-        torch.set_num_threads(threads)
     a = checkpoint.load(run / "state.pt")
-    b = checkpoint.load(tmp_path / "one" / "state.pt")
+    b = uninterrupted("digits8-gc", [*TINY, *OVERRIDES], tmp_path / "one")
     assert a["step"] == b["step"] and len(a["rng"]["ranks"]) == 2
     assert _max_diff(a["net"], b["net"]) < WEIGHT_ATOL
 

@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,17 +14,7 @@ import pytest
 from gcbench import checkpoint
 from gcbench.report import report, summary_table, tidy
 
-ROOT = Path(__file__).parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    """A copy of the workflow, so that runs and .snakemake/ land in a temporary folder."""
-    for name in ("Snakefile", "workflow", "slurm"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    return tmp_path
 
 
 def _job_counts(output: str) -> dict[str, int]:
@@ -311,7 +300,7 @@ def test_launch_fails_with_the_job_error(tmp_path):
     assert "is not a run directory: it has no config.json" in out.stdout + out.stderr
 
 
-def test_preempted_training_job_requeues_and_resumes_exactly(tmp_path):
+def test_preempted_training_job_requeues_and_resumes_exactly(tmp_path, uninterrupted):
     import torch
     from gcbench.launch import TrainJob, make_executor
 
@@ -342,13 +331,8 @@ def test_preempted_training_job_requeues_and_resumes_exactly(tmp_path):
     assert "checkpointed" in job.stdout()
     events = [p["event"] for p in checkpoint.read_jsonl(run / "provenance.jsonl")]
     assert events == ["start", "resume"]
-    threads = torch.get_num_threads()
-    try:
-        TrainJob("digits8-gc", overrides, str(tmp_path / "straight"), threads=1)()
-    finally:
-        torch.set_num_threads(threads)
     a = checkpoint.load(run / "state.pt")
-    b = checkpoint.load(tmp_path / "straight" / "state.pt")
+    b = uninterrupted("digits8-gc", overrides, tmp_path / "straight")
     for part in ("net", "ema"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
     assert a["step"] == b["step"] == 60
