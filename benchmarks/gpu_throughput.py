@@ -112,9 +112,9 @@ def evaluation_rates(recipe: str, device: torch.device, n: int, kind: str, worke
     run(min(n, 500))  # warm-up
     gen_s, feat_s = run(n)
     print(f"FID evaluation, {n} samples, clean mode, {extractor.label}, {workers} resize workers:")
-    print(f"  generation (1-step)      {n / gen_s:10,.0f} samples/s")
-    print(f"  Inception features       {n / feat_s:10,.0f} samples/s")
-    print(f"  end to end               {n / (gen_s + feat_s):10,.0f} samples/s")
+    print(f"  generation (1-step)      {n / gen_s:10,.1f} samples/s")
+    print(f"  Inception features       {n / feat_s:10,.1f} samples/s")
+    print(f"  end to end               {n / (gen_s + feat_s):10,.1f} samples/s")
 
 
 def main() -> None:
@@ -153,8 +153,8 @@ def main() -> None:
         rates["IC"].append(training_rate(ic, common, root, f"ic-{r}"))
         rates["GC mu=0.5"].append(training_rate(gc, common, root, f"gc-{r}"))
     for label, values in rates.items():
-        shown = ", ".join(f"{v:,.0f}" for v in values)
-        print(f"  training {label:10s} {statistics.median(values):10,.0f} images/s  ({shown})")
+        shown = ", ".join(f"{v:,.1f}" for v in values)
+        print(f"  training {label:10s} {statistics.median(values):10,.1f} images/s  ({shown})")
     ratio = statistics.median(rates["IC"]) / statistics.median(rates["GC mu=0.5"])
     print(f"  GC/IC step-time ratio    {ratio:10.3f}")
 
