@@ -203,19 +203,24 @@ def test_failing_job_fails_its_rule_with_the_traceback(workdir):
     assert not (workdir / "results/runs/digits8/ic/s0/done.json").exists()
 
 
-def test_two_gpu_job_trains_data_parallel_through_srun(tmp_path, uninterrupted):
+def test_two_gpu_job_trains_data_parallel_and_survives_preemption(tmp_path, uninterrupted):
     import yaml
-    from test_distributed import OVERRIDES, WEIGHT_ATOL, _max_diff
+    from test_distributed import OVERRIDES, _max_diff
 
     two_gpus = tmp_path / "cluster.yaml"
     settings = yaml.safe_load(CLUSTER_YAML.read_text()) | {"gpus_per_node": 2}
     two_gpus.write_text(yaml.safe_dump(settings))
+    overrides = [*OVERRIDES, "total_steps=150"]  # the later total_steps wins
     run = tmp_path / "ddp"
-    args = _launch_train(run, *OVERRIDES)
+    args = _launch_train(run, *overrides)
     args[args.index(str(CLUSTER_YAML))] = str(two_gpus)
-    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stdout + out.stderr
+    launcher = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for(lambda: len(checkpoint.read_jsonl(run / "metrics.jsonl")) >= 3, 300, "training")
     (record,) = checkpoint.read_jsonl(run / "jobs.jsonl")
+    # SLURM signals every task; only rank 0 checkpoints, and all ranks stop at the same step.
+    subprocess.run(["scancel", "--signal=USR2", record["job_id"]], check=True)
+    output, _ = launcher.communicate(timeout=600)
+    assert launcher.returncode == 0, output
     # One task per GPU, started by srun inside the sbatch job.
     tasks = subprocess.run(
         ["sacct", "-j", record["job_id"], "-n", "-P", "-o", "jobid,ntasks,alloctres"],
@@ -224,13 +229,16 @@ def test_two_gpu_job_trains_data_parallel_through_srun(tmp_path, uninterrupted):
         check=True,
     ).stdout
     assert "gpu=2" in tasks and re.search(r"\.0\|2\|", tasks), tasks
-    (start,) = checkpoint.read_jsonl(run / "provenance.jsonl")
-    assert start["world_size"] == 2 and start["slurm_job_id"] == record["job_id"]
+    starts = checkpoint.read_jsonl(run / "provenance.jsonl")
+    assert [(p["event"], p["world_size"]) for p in starts] == [("start", 2), ("resume", 2)]
+    assert 0 < starts[1]["step"] < 150
 
     a = checkpoint.load(run / "state.pt")
-    b = uninterrupted("digits8-gc", [*TINY, *OVERRIDES], tmp_path / "one")
-    assert a["step"] == b["step"] and len(a["rng"]["ranks"]) == 2
-    assert _max_diff(a["net"], b["net"]) < WEIGHT_ATOL
+    b = uninterrupted("digits8-gc", [*TINY, *overrides], tmp_path / "one")
+    assert a["step"] == b["step"] == 150 and len(a["rng"]["ranks"]) == 2
+    # Summation order only (see test_distributed.py); measured after 150 Adam steps: 5.8e-6,
+    # where a rank training on the wrong rows would be off by orders of magnitude more.
+    assert _max_diff(a["net"], b["net"]) < 1e-3
 
 
 def test_cancelled_job_is_reported_failed(tmp_path):
