@@ -236,8 +236,7 @@ def test_two_gpu_job_trains_data_parallel_and_survives_preemption(tmp_path, unin
     a = checkpoint.load(run / "state.pt")
     b = uninterrupted("digits8-gc", [*TINY, *overrides], tmp_path / "one")
     assert a["step"] == b["step"] == 150 and len(a["rng"]["ranks"]) == 2
-    # Summation order only (see test_distributed.py); measured after 150 Adam steps: 5.8e-6,
-    # where a rank training on the wrong rows would be off by orders of magnitude more.
+    # Summation order only (see test_distributed.py); measured after 150 Adam steps: 5.8e-6.
     assert _max_diff(a["net"], b["net"]) < 1e-3
 
 
