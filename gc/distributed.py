@@ -3,8 +3,9 @@ the training loop needs.
 
 One process per GPU. Every rank draws the random numbers of the whole global batch from the
 same generator and keeps its own rows (`Shard.rows`), so a run on W ranks computes, sample for
-sample, what one process computes on the same global batch; DDP averages the gradients. Only
-rank 0 writes files. With one process every helper is a no-op and nothing is initialised.
+sample, what one process computes on the same global batch; DDP averages the gradients. The one
+exception is batch OT (variants ot, gc_ot), which pairs data and noise within each rank's rows,
+as per-GPU minibatch OT does. Only rank 0 writes files. With one process every helper is a no-op and nothing is initialised.
 """
 
 from __future__ import annotations
