@@ -185,19 +185,33 @@ class SongUNet(nn.Module):
 
 
 class MLP(nn.Module):
-    """F(x, c_noise) for low-dimensional data: the noise embedding is concatenated to x."""
+    """F(x, c_noise) as a plain MLP on the flattened sample, with the noise embedding
+    concatenated: for 2-D points, and for small images (8x8 digits), where it learns far faster
+    per second on a CPU than a convolutional UNet."""
 
-    def __init__(self, dim: int, hidden: int = 128, layers: int = 3, emb_channels: int = 32):
+    def __init__(
+        self,
+        shape: int | Sequence[int],
+        hidden: int = 128,
+        layers: int = 3,
+        emb_channels: int = 32,
+        dropout: float = 0.0,
+    ):
         super().__init__()
+        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        dim = math.prod(self.shape)
         self.map_noise = PositionalEmbedding(emb_channels)
         widths = [dim + emb_channels] + [hidden] * layers
         body: list[nn.Module] = []
         for cin, cout in zip(widths[:-1], widths[1:], strict=True):
             body += [nn.Linear(cin, cout), nn.SiLU()]
+            if dropout:
+                body.append(nn.Dropout(dropout))
         self.body = nn.Sequential(*body, nn.Linear(hidden, dim))
 
     def forward(self, x: Tensor, c_noise: Tensor) -> Tensor:
-        return self.body(torch.cat([x, self.map_noise(c_noise)], dim=1))
+        h = torch.cat([x.flatten(1), self.map_noise(c_noise)], dim=1)
+        return self.body(h).view(-1, *self.shape)
 
 
 class ConsistencyFunction(nn.Module):

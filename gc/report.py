@@ -14,41 +14,26 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from tabulate import tabulate
 
-from . import checkpoint
+from . import checkpoint, claims
+from . import paper as published
+from .paper import primary
+from .stats import mean_ci
 
-# Table 1 of the paper (1-step FID, 50k samples, training-set statistics), as quoted in
-# DESIGN.md section 4; Table 3 (CIFAR-10 ablations of GC mu = 0.5).
+# The paper's numbers by (dataset, role name used in the study configs).
 PAPER = {
-    ("cifar10", "ic"): 7.42,
-    ("cifar10", "ot"): 6.75,
-    ("cifar10", "gc"): 5.95,
-    ("imagenet32", "ic"): 14.89,
-    ("imagenet32", "ot"): 14.13,
-    ("imagenet32", "gc"): 13.99,
-    ("celeba64", "ic"): 15.82,
-    ("celeba64", "ot"): 13.63,
-    ("celeba64", "gc"): 11.74,
-    ("lsun_church64", "ic"): 10.58,
-    ("lsun_church64", "ot"): 9.71,
-    ("lsun_church64", "gc"): 9.88,
-    ("cifar10", "gc_same_wallclock"): 6.38,
-    ("cifar10", "gc_online_endpoint"): 6.73,
-    ("cifar10", "gc_dropout"): 7.77,
+    (dataset, name): value
+    for dataset, values in published.FID.items()
+    for name, value in values.items()
+}
+PAPER |= {
+    ("cifar10", "gc_online_endpoint"): published.FID["cifar10"]["gc_online"],
+    ("cifar10", "gc_dropout"): published.FID["cifar10"]["gc_dropout"],
+    ("cifar10", "gc_same_wallclock"): published.SAME_WALLCLOCK_FID["cifar10"],
 }
 
-# The headline metric of each dataset: (metric, mode). Published consistency-model FIDs use
-# clean-fid's legacy_tensorflow mode.
-PRIMARY = {"digits8": ("fd_digits", ""), "toy2d": ("frechet_2d", "")}
-DEFAULT_PRIMARY = ("fid", "legacy_tensorflow")
-
 KEYS = ["experiment", "variant", "seed", "kind", "step", "metric", "mode", "steps", "weights"]
-
-
-def primary(dataset: str) -> tuple[str, str]:
-    return PRIMARY.get(dataset, DEFAULT_PRIMARY)
 
 
 # ---- the tidy table -----------------------------------------------------------------------------
@@ -60,7 +45,15 @@ def _run_meta(run_dir: Path) -> dict:
     config_path = run_dir / "config.json"
     if config_path.exists():
         c = checkpoint.read_json(config_path)
-        meta |= {"dataset": c["dataset"], "coupling": c["variant"], "mu": c["mu"]}
+        meta |= {
+            "dataset": c["dataset"],
+            "coupling": c["variant"],
+            "mu": c["mu"],
+            "endpoint": c["endpoint"],
+            "max_dropout": max(c["dropout"]),
+            "total_steps": c["total_steps"],
+            "batch_size": c["batch_size"],
+        }
     return meta
 
 
@@ -70,16 +63,17 @@ def run_rows(run_dir: Path) -> list[dict]:
     seconds = {r["step"]: r["train_seconds"] for r in checkpoint.read_metrics(run_dir)}
     rows = []
     for r in checkpoint.read_metrics(run_dir):
-        rows.append(
-            meta
-            | {
-                "kind": "train",
-                "step": r["step"],
-                "train_seconds": r["train_seconds"],
-                "metric": "loss",
-                "value": r["loss"],
-            }
-        )
+        for metric in ("loss", "step_time"):
+            rows.append(
+                meta
+                | {
+                    "kind": "train",
+                    "step": r["step"],
+                    "train_seconds": r["train_seconds"],
+                    "metric": metric,
+                    "value": r[metric],
+                }
+            )
     final = run_dir / "eval" / "final.json"
     for record in json.loads(final.read_text()) if final.exists() else []:
         step = record["snapshot_step"]
@@ -142,17 +136,6 @@ def tidy(run_dirs: list[Path]) -> pd.DataFrame:
 
 
 # ---- tables --------------------------------------------------------------------------------------
-
-
-def mean_ci(values: pd.Series) -> tuple[float, float]:
-    """Mean and half-width of the 95% t-interval over seeds (nan width for one seed)."""
-    values = values.dropna()
-    if len(values) == 0:
-        return math.nan, math.nan
-    if len(values) == 1:
-        return float(values.iloc[0]), math.nan
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean()), float(half)
 
 
 def _fmt(mean: float, half: float) -> str:
@@ -239,38 +222,90 @@ def band_frame(
     return pd.DataFrame(rows).sort_values(["series", "x"]) if rows else pd.DataFrame()
 
 
-def curve_frame(frame: pd.DataFrame, experiment: str, x: str) -> tuple[pd.DataFrame, str]:
-    """The headline metric's convergence bands of one experiment, and the y label."""
+def curve_frame(frame: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame, str]:
+    """The headline metric's convergence-curve rows of one experiment, and the y label."""
     sub = frame[(frame.experiment == experiment) & (frame.kind == "curve")]
     if sub.empty:
         return sub, ""
     metric, mode = primary(sub["dataset"].dropna().iloc[0])
     sub = sub[(sub.metric == metric) & (sub["mode"] == mode)]
+    sub = sub[sub.n == sub.n.max()]
     label = f"{metric} ({int(sub['n'].iloc[0])} samples)" if not sub.empty else metric
-    return band_frame(sub, "variant", "step", None if x == "step" else x), label
+    return sub, label
 
 
-def draw_bands(
-    bands: pd.DataFrame, xlabel: str, ylabel: str, title: str, path: Path, logx: bool = False
-) -> None:
-    """One line with a shaded band per series; written as PNG and PDF."""
+def paired_difference_bands(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per variant and snapshot: mean ± 95% CI over seeds of (variant − IC), same seed."""
+    baseline = curve.loc[curve.coupling == "ic", "variant"].unique()
+    if len(baseline) != 1:
+        return pd.DataFrame()
+    wide = curve.pivot_table(index=["step", "seed"], columns="variant", values="value")
+    diffs = wide.drop(columns=baseline[0]).sub(wide[baseline[0]], axis=0)
+    long = diffs.reset_index().melt(id_vars=["step", "seed"], var_name="variant").dropna()
+    return band_frame(long.assign(series=long["variant"] + " − " + baseline[0]), "series", "step")
+
+
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    return plt
+
+
+def _draw(ax, bands: pd.DataFrame) -> None:
     for name, g in bands.groupby("series"):
         ax.plot(g["x"], g["mean"], marker="o", ms=3, label=str(name))
         ax.fill_between(g["x"], g["lo"], g["hi"], alpha=0.2)
-    if logx:
-        ax.set_xscale("log")
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    ax.legend()
+    ax.legend(fontsize=8)
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     for suffix in (".png", ".pdf"):
-        fig.savefig(path.with_suffix(suffix))
-    plt.close(fig)
+        fig.savefig(path.with_suffix(suffix), dpi=120)
+    _plt().close(fig)
+    return path.with_suffix(".png")
+
+
+def draw_bands(
+    bands: pd.DataFrame,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    path: Path,
+    logx: bool = False,
+    logy: bool = False,
+) -> Path:
+    """One line with a shaded band per series; written as PNG and PDF."""
+    fig, ax = _plt().subplots(figsize=(5.5, 3.8))
+    _draw(ax, bands)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
+    return _save(fig, path)
+
+
+def draw_convergence(curve: pd.DataFrame, ylabel: str, title: str, path: Path) -> Path:
+    """The metric per variant against iterations (log y, 95% bands over seeds), and below it
+    the paired difference to IC with its 95% CI."""
+    diffs = paired_difference_bands(curve)
+    rows = 2 if not diffs.empty else 1
+    fig, axes = _plt().subplots(
+        rows, 1, figsize=(5.5, 3.8 * rows), sharex=True, squeeze=False, height_ratios=[3, 2][:rows]
+    )
+    top = axes[0, 0]
+    _draw(top, band_frame(curve, "variant", "step"))
+    top.set(ylabel=ylabel, title=title, yscale="log")
+    if rows == 2:
+        bottom = axes[1, 0]
+        _draw(bottom, diffs)
+        bottom.axhline(0, color="black", lw=0.8)
+        bottom.set(ylabel="paired difference", xlabel="training iterations")
+    else:
+        top.set(xlabel="training iterations")
+    return _save(fig, path)
 
 
 # ---- the whole report ----------------------------------------------------------------------------
@@ -302,15 +337,15 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
     figures = results / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for experiment in frame["experiment"].unique():
-        for x, name, xlabel in (
-            ("step", "iterations", "training iterations"),
-            ("train_seconds", "wallclock", "training wall-clock (s)"),
-        ):
-            bands, ylabel = curve_frame(frame, experiment, x)
-            if not bands.empty:
-                path = figures / f"curve_{experiment}_{name}"
-                draw_bands(bands, xlabel, ylabel, f"{experiment} (1-step, EMA)", path)
-                written.append(path.with_suffix(".png"))
+        curve, ylabel = curve_frame(frame, experiment)
+        if curve.empty:
+            continue
+        title = f"{experiment} (1-step, EMA weights, mean ± 95% over seeds)"
+        path = figures / f"curve_{experiment}_iterations"
+        written.append(draw_convergence(curve, ylabel, title, path))
+        bands = band_frame(curve, "variant", "step", x_value="train_seconds")
+        path = figures / f"curve_{experiment}_wallclock"
+        written.append(draw_bands(bands, "training wall-clock (s)", ylabel, title, path, logy=True))
     sweep = [e for e, k in kinds.items() if k == "mu_sweep"]
     if sweep:
         datasets = frame.loc[frame.experiment.isin(sweep), "dataset"].dropna().unique()
@@ -350,9 +385,47 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
             logx=True,
         )
         written.append(path.with_suffix(".png"))
+    written.append(write_claims(frame, results))
     readme = results / "README.md"
     readme.write_text(_readme(results, written, frame))
     return [*written, readme]
+
+
+def write_claims(frame: pd.DataFrame, results: Path) -> Path:
+    """results/claims.md (and .csv): one row per claim with its verdict, then GC − IC at
+    every snapshot."""
+    table = claims.claims(frame)
+    snapshots = claims.per_snapshot(frame)
+    table.to_csv(results / "claims.csv", index=False)
+    shown = table.drop(columns=["mean", "ci95"]).fillna("")
+    lines = [
+        "# The paper's claims, tested on this study",
+        "",
+        "Generated by `gcbench report`; do not edit.",
+        "",
+        f"Verdict rule: {claims.VERDICT_RULE}. `measured` is the mean ± half-width of the 95% "
+        "t-interval over training seeds of the paired difference (same dataset, training "
+        "budget and seed: same initial weights, data order and noise); `pairs` counts the "
+        "seeds. `paper` is the same difference in the paper's tables, where it reports one.",
+        "",
+        tabulate(shown, headers="keys", tablefmt="github", showindex=False)
+        if not table.empty
+        else "No claim can be tested: the study has no finished pair of runs.",
+        "",
+    ]
+    if not snapshots.empty:
+        lines += [
+            "## GC − IC at every snapshot",
+            "",
+            "Convergence-curve metric (its sample count is in the comparison above), paired "
+            "over seeds; the verdict is the same rule per snapshot.",
+            "",
+            tabulate(snapshots, headers="keys", tablefmt="github", showindex=False),
+            "",
+        ]
+    path = results / "claims.md"
+    path.write_text("\n".join(lines))
+    return path
 
 
 _DESCRIPTIONS = [  # (file-name prefix, description), most specific first

@@ -1,0 +1,326 @@
+"""The paper's claims, tested on a study's runs: one row per claim with the paired difference
+over training seeds, its 95% interval and a verdict.
+
+Verdict rule: **reproduced** when the whole paired 95% interval lies on the paper's side,
+**contradicted** when it lies wholly on the other side, **inconclusive** otherwise or with fewer
+than 2 pairs. Pairs are runs of the same dataset, training budget and seed, so that they share
+initial weights, data order and noise; they may come from different experiments of a study.
+
+Runs are given roles from their own resolved config, never from their names: `ic`, `ot`, `gc`
+(mu = 0.5, EMA endpoint, no dropout: the paper's GC), and the ablations `gc_online`,
+`gc_dropout` and `gc_mu<mu>`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from . import paper as published
+from .paper import primary
+from .stats import mean_ci
+
+VERDICT_RULE = (
+    "**reproduced** when the whole paired 95% interval lies on the paper's side, "
+    "**contradicted** when it lies wholly on the other side, **inconclusive** otherwise or with "
+    "fewer than 2 pairs"
+)
+
+# ---- the verdict rule ------------------------------------------------------------------------
+
+
+def verdict(diffs: pd.Series, paper_sign: int, threshold: float = 0.0) -> str:
+    """The verdict on paired differences whose paper-side is `paper_sign` (-1: below
+    `threshold`, +1: above it)."""
+    diffs = diffs.dropna()
+    if len(diffs) < 2:
+        return "inconclusive"
+    mean, half = mean_ci(diffs)
+    lo, hi = (mean - half - threshold) * paper_sign, (mean + half - threshold) * paper_sign
+    if lo > 0:  # the interval, turned so that the paper's side is positive
+        return "reproduced"
+    if hi < 0:
+        return "contradicted"
+    return "inconclusive"
+
+
+# ---- roles and pairs -------------------------------------------------------------------------
+
+
+def role(run: pd.Series) -> str:
+    """What a run is, from its resolved config."""
+    if run["coupling"] != "gc":
+        return str(run["coupling"])
+    if run["endpoint"] == "online":
+        return "gc_online"
+    if run["max_dropout"] > 0:
+        return "gc_dropout"
+    if not math.isclose(run["mu"], 0.5):
+        return f"gc_mu{run['mu']:g}"
+    return "gc"
+
+
+def with_roles(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of runs whose config is known, with their role and pairing group (dataset and
+    training budget: runs of another length or batch never pair)."""
+    known = frame.dropna(subset=["coupling"])
+    runs = known.drop_duplicates("run").set_index("run")
+    roles = runs.apply(role, axis=1)
+    group = runs["dataset"] + " " + runs["total_steps"].astype(int).astype(str) + " steps"
+    group += ", batch " + runs["batch_size"].astype(int).astype(str)
+    return known.assign(role=known["run"].map(roles), group=known["run"].map(group))
+
+
+def per_seed(rows: pd.DataFrame, value: str = "value") -> pd.DataFrame:
+    """One value per role x seed: the first experiment's run where a role repeats."""
+    return rows.drop_duplicates(["role", "seed"]).pivot(index="seed", columns="role", values=value)
+
+
+def final_values(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Final headline metric (1-step, EMA, largest n) per seed x role."""
+    metric, mode = primary(dataset)
+    sel = frame[
+        (frame.kind == "final")
+        & (frame.metric == metric)
+        & (frame["mode"] == mode)
+        & (frame.steps == 1)
+        & (frame.weights == "ema")
+    ]
+    return per_seed(sel[sel.n == sel.n.max()]) if not sel.empty else pd.DataFrame()
+
+
+def curve_values(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Convergence-curve rows of the headline metric (one n, 1-step, EMA)."""
+    metric, mode = primary(dataset)
+    sel = frame[(frame.kind == "curve") & (frame.metric == metric) & (frame["mode"] == mode)]
+    return sel[sel.n == sel.n.max()] if not sel.empty else sel
+
+
+def log_auc(curve: pd.DataFrame) -> float:
+    """Mean of log(metric) over training, trapezoidal in the fraction of training done."""
+    curve = curve.sort_values("step")
+    x = curve["step"].to_numpy(float) / curve["step"].max()
+    y = np.log(curve["value"].to_numpy(float))
+    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if len(x) > 1 else math.nan
+
+
+def nearest_in_time(curve: pd.DataFrame, seconds: float) -> pd.Series:
+    """The snapshot whose cumulative training seconds are nearest to `seconds`."""
+    curve = curve.dropna(subset=["train_seconds"])
+    return curve.loc[(curve["train_seconds"] - seconds).abs().idxmin()]
+
+
+# ---- claims ----------------------------------------------------------------------------------
+
+
+def _row(claim, source, group, comparison, diffs, paper_sign, paper=None, threshold=0.0, **kw):
+    diffs = pd.Series(diffs, dtype=float).dropna()
+    mean, half = mean_ci(diffs)
+    return {
+        "claim": claim,
+        "source": source,
+        "setting": group,
+        "comparison": comparison,
+        "mean": mean,
+        "ci95": half,
+        "measured": _fmt(mean, half),
+        "pairs": len(diffs),
+        "paper": "" if paper is None else f"{paper:+.3g}",
+        "verdict": verdict(diffs, paper_sign, threshold),
+        **kw,
+    }
+
+
+def _fmt(mean: float, half: float) -> str:
+    if math.isnan(mean):
+        return "—"
+    return f"{mean:+.3g}" if math.isnan(half) else f"{mean:+.3g} ± {half:.2g}"
+
+
+def _paper_diff(dataset: str, a: str, b: str) -> float | None:
+    table = published.FID.get(dataset, {})
+    return round(table[a] - table[b], 2) if a in table and b in table else None
+
+
+def final_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict]:
+    values = final_values(frame, dataset)
+    metric = primary(dataset)[0]
+
+    def has(*roles: str) -> bool:
+        return all(r in values for r in roles)
+
+    if has("gc", "ic"):
+        yield _row(
+            "GC ends below IC",
+            "Table 1",
+            group,
+            f"final {metric}: GC − IC",
+            values["gc"] - values["ic"],
+            -1,
+            _paper_diff(dataset, "gc", "ic"),
+        )
+    if has("gc", "ot"):
+        paper = _paper_diff(dataset, "gc", "ot")
+        side = 1 if paper is not None and paper > 0 else -1  # LSUN: the paper has OT ahead
+        yield _row(
+            "GC ends below batch OT" if side < 0 else "batch OT ends below GC",
+            "Table 1",
+            group,
+            f"final {metric}: GC − OT",
+            values["gc"] - values["ot"],
+            side,
+            paper,
+        )
+    for mu_role in sorted(r for r in values if r.startswith("gc_mu")):
+        mu = float(mu_role[5:])
+        if mu == 1.0 and has("gc"):
+            yield _row(
+                "mu = 1 (pure GC) degrades",
+                "Table 3, mu sweep",
+                group,
+                f"final {metric}: GC mu=1 − GC mu=0.5",
+                values[mu_role] - values["gc"],
+                +1,
+            )
+        elif 0.3 <= mu <= 0.7 and has("ic"):
+            yield _row(
+                f"GC mu = {mu:g} ends below IC (mu = 0)",
+                "Table 3, mu sweep",
+                group,
+                f"final {metric}: GC mu={mu:g} − IC",
+                values[mu_role] - values["ic"],
+                -1,
+            )
+    if has("gc", "gc_online"):
+        yield _row(
+            "the EMA endpoint beats the online one",
+            "Table 3",
+            group,
+            f"final {metric}: GC (EMA endpoint) − GC (online endpoint)",
+            values["gc"] - values["gc_online"],
+            -1,
+            _paper_diff(dataset, "gc", "gc_online"),
+        )
+    if has("gc", "gc_dropout"):
+        yield _row(
+            "dropout hurts GC",
+            "Table 3",
+            group,
+            f"final {metric}: GC with dropout − GC",
+            values["gc_dropout"] - values["gc"],
+            +1,
+            _paper_diff(dataset, "gc_dropout", "gc"),
+        )
+
+
+def curve_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict]:
+    curves = curve_values(frame, dataset)
+    if curves.empty or not {"gc", "ic"} <= set(curves.role):
+        return
+    metric, n = primary(dataset)[0], int(curves.n.max())
+    by_run = {key: g for key, g in curves.groupby(["role", "seed"])}
+    seeds = sorted({s for (r, s) in by_run if r == "gc"} & {s for (r, s) in by_run if r == "ic"})
+    auc = {s: log_auc(by_run["gc", s]) - log_auc(by_run["ic", s]) for s in seeds}
+    yield _row(
+        "GC converges faster: below IC at matched iterations",
+        "Table 3, mu sweep; convergence curves",
+        group,
+        f"mean log {metric} over training (curve, n={n}): GC − IC",
+        auc,
+        -1,
+    )
+    at_ic_time = {}
+    for s in seeds:
+        ic = by_run["ic", s].sort_values("step").iloc[-1]
+        if pd.notna(ic["train_seconds"]):
+            gc = nearest_in_time(by_run["gc", s], ic["train_seconds"])
+            at_ic_time[s] = gc["value"] - ic["value"]
+    paper = published.SAME_WALLCLOCK_FID.get(dataset)
+    yield _row(
+        "GC beats IC at IC's wall-clock",
+        "Table 3 (same wall-clock as IC)",
+        group,
+        f"{metric} (curve, n={n}): GC at its snapshot nearest IC's training seconds − IC final",
+        at_ic_time,
+        -1,
+        None if paper is None else round(paper - published.FID[dataset]["ic"], 2),
+    )
+
+
+def transport_claims(frame: pd.DataFrame, group: str) -> Iterator[dict]:
+    rows = frame[(frame.kind == "transport") & (frame.role == "gc")]
+    if rows.empty:
+        return
+    cost = rows.pivot_table(index=["seed", "sigma"], columns="metric", values="value")
+    for other in ("ic", "ot"):
+        if f"transport_{other}" not in cost:
+            continue
+        diff = (cost["transport_gc"] - cost[f"transport_{other}"]).rename("diff").reset_index()
+        per_sigma = diff.groupby("sigma")["diff"].apply(lambda d: verdict(d, -1))
+        lower = int((per_sigma == "reproduced").sum())
+        yield _row(
+            f"transport cost E‖e − z‖² is lower under GC than under {other.upper()}",
+            "Fig. 3",
+            group,
+            f"mean over {len(per_sigma)} sigmas of E‖e − z‖²: GC − {other.upper()}",
+            diff.groupby("seed")["diff"].mean(),
+            -1,
+            note=f"lower (whole CI) at {lower} of {len(per_sigma)} sigmas",
+        )
+
+
+def overhead_claims(frame: pd.DataFrame, group: str) -> Iterator[dict]:
+    times = frame[(frame.kind == "train") & (frame.metric == "step_time")]
+    medians = per_seed(times.groupby(["role", "seed"], as_index=False)["value"].median())
+    if not {"gc", "ic"} <= set(medians):
+        return
+    yield _row(
+        f"GC costs at most about +{published.STEP_OVERHEAD:.0%} per step",
+        "Table 3 (same wall-clock as IC: about +20% per step)",
+        group,
+        "median step time: GC / IC − 1, from the runs' logs",
+        medians["gc"] / medians["ic"] - 1,
+        -1,
+        published.STEP_OVERHEAD,
+        threshold=published.STEP_OVERHEAD,
+    )
+
+
+def claims(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every claim the study's runs can test, one row each."""
+    frame = with_roles(frame)
+    out = []
+    for group, g in frame.groupby("group", sort=False):
+        dataset = g["dataset"].iloc[0]
+        out += [*final_claims(g, dataset, group), *curve_claims(g, dataset, group)]
+        out += [*transport_claims(g, group), *overhead_claims(g, group)]
+    columns = ["claim", "source", "setting", "comparison", "measured", "pairs", "paper"]
+    return pd.DataFrame(out, columns=[*columns, "verdict", "mean", "ci95", "note"])
+
+
+def per_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
+    """GC − IC of the headline metric at every snapshot, paired over seeds."""
+    frame = with_roles(frame)
+    out = []
+    for group, g in frame.groupby("group", sort=False):
+        curves = curve_values(g, g["dataset"].iloc[0])
+        if curves.empty:
+            continue
+        for step, at in curves.groupby("step"):
+            values = per_seed(at)
+            if {"gc", "ic"} <= set(values):
+                diff = (values["gc"] - values["ic"]).dropna()
+                mean, half = mean_ci(diff)
+                out.append(
+                    {
+                        "setting": group,
+                        "step": int(step),
+                        "GC − IC": _fmt(mean, half),
+                        "pairs": len(diff),
+                        "verdict": verdict(diff, -1),
+                    }
+                )
+    return pd.DataFrame(out, columns=["setting", "step", "GC − IC", "pairs", "verdict"])
