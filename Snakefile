@@ -26,3 +26,12 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         rules.report.output,
+
+
+# A failed run (e.g. under --keep-going) must not cost the tables: the report is written from
+# what finished, listing the failed and missing runs.
+onerror:
+    shell(
+        f"mkdir -p results/logs/report && {GCBENCH} report --results results {report_args()} "
+        "> results/logs/report/onerror.log 2>&1 || true"
+    )

@@ -22,8 +22,6 @@ import os
 import re
 from pathlib import Path
 
-import torch
-
 STATE = "state.pt"
 SNAPSHOTS = "snapshots"
 _SNAPSHOT_RE = re.compile(r"step-(\d+)\.pt$")
@@ -71,10 +69,14 @@ def check_writable(folder: str | Path) -> None:
 
 
 def save(obj: dict, path: Path) -> None:
+    import torch  # here, not at the top: the launcher reads JSON records without torch
+
     atomic_write(Path(path), lambda f: torch.save(obj, f))
 
 
 def load(path: Path) -> dict:
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -97,6 +99,8 @@ def save_state(obj: dict, path: Path) -> None:
     At every instant at least one of the two is complete and matches its checksum."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.new")
+    import torch
+
     atomic_write(tmp, lambda f: torch.save(obj, f))
     atomic_write(_sidecar(tmp), lambda f: f.write(_sha256(tmp).encode()))
     prev = path.with_name(path.name.replace(".pt", ".prev.pt"))

@@ -39,8 +39,11 @@ def verdict(diffs: pd.Series, paper_sign: int, threshold: float = 0.0) -> str:
     if len(diffs) < 2:
         return "inconclusive"
     mean, half = mean_ci(diffs)
-    lo, hi = (mean - half - threshold) * paper_sign, (mean + half - threshold) * paper_sign
-    if lo > 0:  # the interval, turned so that the paper's side is positive
+    # The interval's ends, turned so that the paper's side is positive.
+    lo, hi = sorted(
+        ((mean - half - threshold) * paper_sign, (mean + half - threshold) * paper_sign)
+    )
+    if lo > 0:
         return "reproduced"
     if hi < 0:
         return "contradicted"

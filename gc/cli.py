@@ -11,7 +11,7 @@ import click
 
 from . import checkpoint
 from .assets import DEFAULT_CACHE
-from .couplings import COUPLINGS
+from .catalog import COUPLINGS
 from .recipes import RECIPES, ConfigError, describe_recipes, resolve
 
 
@@ -350,7 +350,6 @@ def launch() -> None:
 @_launch_options
 def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> None:
     """Train one run as a checkpointable job (preempted jobs requeue and resume exactly)."""
-    from .distributed import local_batch
     from .launch import LaunchError, TrainJob, gpus_per_job, restore_outputs
     from .launch import launch as submit
 
@@ -358,7 +357,11 @@ def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> 
         # Bad input fails here, before any submission.
         config = resolve(recipe, list(overrides))
         gpus = gpus_per_job(cluster, slurm_config)
-        local_batch(config.batch_size, gpus)
+        if config.batch_size % gpus:
+            raise ValueError(
+                f"batch_size={config.batch_size} does not divide over {gpus} GPUs; the global "
+                f"batch is kept as configured, so use a multiple of {gpus} or another GPU count"
+            )
         checkpoint.check_writable(run_dir)
         job = TrainJob(recipe, list(overrides), str(run_dir), threads, tasks=gpus)
         outputs = submit(job, "train", run_dir, cluster, slurm_config, log=click.echo)
@@ -374,15 +377,30 @@ def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> 
 @_launch_options
 @click.argument("eval_args", nargs=-1, type=click.UNPROCESSED)
 def launch_eval(run_dir, name, cluster, slurm_config, threads, eval_args) -> None:
-    """Run `gcbench eval --run-dir RUN_DIR EVAL_ARGS...` as a job."""
+    """Run `gcbench eval --run-dir RUN_DIR EVAL_ARGS...` as a job. Several evaluations separated
+    by `::` run one after the other in the same job (one start-up, one GPU allocation).
+
+    \b
+    Example (the workflow's: the convergence curve, then the final metrics):
+      gcbench launch eval --cluster local --run-dir R -- --curve --n 300 --out R/eval/curve.csv \\
+          :: --n 1000 --steps 1 --steps 2 --out R/eval/final.json
+    """
     from .launch import CommandJob, LaunchError, restore_outputs
     from .launch import launch as submit
 
-    args = ["eval", "--run-dir", str(run_dir), *eval_args]
-    outputs = [eval_args[i + 1] for i, a in enumerate(eval_args[:-1]) if a == "--out"]
+    commands, current = [], []
+    for arg in [*eval_args, "::"]:
+        if arg != "::":
+            current.append(arg)
+        elif current:
+            commands.append(["eval", "--run-dir", str(run_dir), *current])
+            current = []
+    if not commands:
+        _fail("no evaluation given: pass `gcbench eval` options after `--`")
+    outputs = [c[i + 1] for c in commands for i, a in enumerate(c[:-1]) if a == "--out"]
     try:
         checkpoint.check_writable(run_dir)
-        job = CommandJob(args, threads, outputs)
+        job = CommandJob(commands, threads, outputs)
         restore_outputs(submit(job, name, run_dir, cluster, slurm_config, log=click.echo))
     except (ConfigError, LaunchError, checkpoint.UnwritableError) as err:
         _fail(str(err))
@@ -396,11 +414,18 @@ def launch_eval(run_dir, name, cluster, slurm_config, threads, eval_args) -> Non
     type=click.Path(file_okay=False, path_type=Path),
 )
 @click.option(
+    "--study",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The study config (e.g. workflow/config/paper.yaml): the runs it expects and the "
+    "table each experiment feeds.",
+)
+@click.option(
     "--expect",
     multiple=True,
     type=click.Path(path_type=Path),
     metavar="RUN_DIR",
-    help="A run the study expects (repeatable); default: every run under RESULTS/runs.",
+    help="A run the study expects (repeatable); what the workflow passes.",
 )
 @click.option(
     "--table",
@@ -409,15 +434,33 @@ def launch_eval(run_dir, name, cluster, slurm_config, threads, eval_args) -> Non
     metavar="EXPERIMENT=KIND",
     help="Which report an experiment feeds: table1, table3, mu_sweep, toy.",
 )
-def report(results: Path, expect: tuple[Path, ...], tables: tuple[str, ...]) -> None:
-    """Aggregate runs into results/tidy.csv, results/tables/ and results/figures/.
+def report(
+    results: Path, study: Path | None, expect: tuple[Path, ...], tables: tuple[str, ...]
+) -> None:
+    """Aggregate runs into results/tidy.csv, results/claims.md, results/tables/ and
+    results/figures/. The expected runs come from the study's config, never from what exists
+    on disk: missing or failed runs are listed in the tables and in results/README.md.
 
-    Missing or failed runs are listed in the tables and in results/README.md.
+    \b
+    Example:
+      gcbench report --study workflow/config/default.yaml
     """
+    import yaml
+
+    from . import study as studies
     from .report import report as write_report
 
-    runs = list(expect) or sorted((results / "runs").glob("*/*/s*"))
     kinds = dict(t.split("=", 1) for t in tables)
+    runs = [Path(r) for r in expect]
+    if study is not None:
+        config = yaml.safe_load(study.read_text())
+        runs += [Path(r.path) for r in studies.runs(config)]
+        kinds |= {name: e.get("table", "table1") for name, e in config["experiments"].items()}
+    if not runs:
+        _fail(
+            "say which runs the study expects: --study workflow/config/<study>.yaml "
+            "(or the workflow's --expect RUN_DIR ...)"
+        )
     for path in write_report(results, runs, kinds):
         click.echo(str(path))
 

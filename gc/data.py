@@ -11,28 +11,13 @@ an uninterrupted run would have, with no loader state to save.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    shape: tuple[int, ...]  # one sample, channels first
-    source: str  # "memory" or "disk"
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "cifar10": DatasetInfo((3, 32, 32), "disk"),
-    "imagenet32": DatasetInfo((3, 32, 32), "disk"),
-    "celeba64": DatasetInfo((3, 64, 64), "disk"),
-    "lsun_church64": DatasetInfo((3, 64, 64), "disk"),
-    "digits8": DatasetInfo((1, 8, 8), "memory"),
-    "toy2d": DatasetInfo((2,), "memory"),
-}
+from .catalog import DATASETS, DatasetInfo  # noqa: F401  (re-exported)
 
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2

@@ -114,11 +114,16 @@ class TrainJob(submitit.helpers.Checkpointable):
 
 
 class CommandJob(submitit.helpers.Checkpointable):
-    """Run a `gcbench` command (e.g. eval) inside a submitit job and return the text of its
-    `outputs`; requeued from the start if preempted, which is cheap next to training."""
+    """Run `gcbench` commands (e.g. the curve, then the final evaluation) one after the other in
+    one job and one process, and return the text of their `outputs`; requeued from the start
+    if preempted, which is cheap next to training."""
 
-    def __init__(self, args: list[str], threads: int = 0, outputs: list[str] = ()):
-        self.args, self.threads, self.outputs = args, threads, list(outputs)
+    def __init__(self, commands: list[list[str]], threads: int = 0, outputs: list[str] = ()):
+        self.commands, self.threads, self.outputs = commands, threads, list(outputs)
+
+    @property
+    def args(self) -> list[str]:
+        return [arg for i, command in enumerate(self.commands) for arg in [*["::"][:i], *command]]
 
     def __call__(self) -> dict[str, str]:
         import torch
@@ -127,7 +132,8 @@ class CommandJob(submitit.helpers.Checkpointable):
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        main(self.args, standalone_mode=False)
+        for command in self.commands:
+            main(command, standalone_mode=False)
         return read_outputs(self.outputs)
 
 

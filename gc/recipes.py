@@ -12,12 +12,7 @@ import dataclasses
 import difflib
 from dataclasses import dataclass
 
-import torch
-
-from .couplings import COUPLINGS
-from .data import DATASETS
-from .losses import LOSSES
-from .networks import MLP, ConsistencyFunction, SongUNet, count_parameters
+from .catalog import COUPLINGS, DATASETS, LOSSES
 
 OPTIMIZERS = ("lion", "adam", "radam")
 ENDPOINTS = ("ema", "online")
@@ -306,7 +301,10 @@ def from_dict(values: dict) -> TrainConfig:
     return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-def build_network(c: TrainConfig) -> ConsistencyFunction:
+def build_network(c: TrainConfig):
+    """The consistency function f(x, sigma) of a config (networks.ConsistencyFunction)."""
+    from .networks import MLP, ConsistencyFunction, SongUNet
+
     shape = DATASETS[c.dataset].shape
     if c.network == "mlp":
         backbone = MLP(
@@ -331,6 +329,10 @@ def build_network(c: TrainConfig) -> ConsistencyFunction:
 
 
 def parameter_count(c: TrainConfig) -> int:
+    import torch
+
+    from .networks import count_parameters
+
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         return count_parameters(build_network(c))
 

@@ -21,19 +21,10 @@ from . import paper as published
 from .paper import primary
 from .stats import mean_ci
 
-# The paper's numbers by (dataset, role name used in the study configs).
-PAPER = {
-    (dataset, name): value
-    for dataset, values in published.FID.items()
-    for name, value in values.items()
-}
-PAPER |= {
-    ("cifar10", "gc_online_endpoint"): published.FID["cifar10"]["gc_online"],
-    ("cifar10", "gc_dropout"): published.FID["cifar10"]["gc_dropout"],
-    ("cifar10", "gc_same_wallclock"): published.SAME_WALLCLOCK_FID["cifar10"],
-}
-
-KEYS = ["experiment", "variant", "seed", "kind", "step", "metric", "mode", "steps", "weights"]
+KEYS = [
+    *("experiment", "variant", "seed", "kind", "step", "metric", "mode", "steps", "weights"),
+    *("n", "eval_seed"),
+]
 
 
 # ---- the tidy table -----------------------------------------------------------------------------
@@ -49,10 +40,10 @@ def _run_meta(run_dir: Path) -> dict:
             "dataset": c["dataset"],
             "coupling": c["variant"],
             "mu": c["mu"],
-            "endpoint": c["endpoint"],
-            "max_dropout": max(c["dropout"]),
-            "total_steps": c["total_steps"],
-            "batch_size": c["batch_size"],
+            "endpoint": c.get("endpoint", "ema"),
+            "max_dropout": max(c.get("dropout", [0.0])),
+            "total_steps": c.get("total_steps", 0),
+            "batch_size": c.get("batch_size", 0),
         }
     return meta
 
@@ -90,6 +81,8 @@ def run_rows(run_dir: Path) -> list[dict]:
                     "steps": record["sampling"]["steps"],
                     "weights": record["sampling"]["weights"],
                     "n": record["sampling"]["n"],
+                    "eval_seed": record["sampling"].get("seed", 0),
+                    "extractor_sha256": m.get("extractor_sha256", ""),
                 }
             )
         for t in record.get("transport_cost", []):
@@ -128,10 +121,23 @@ def run_rows(run_dir: Path) -> list[dict]:
 
 def tidy(run_dirs: list[Path]) -> pd.DataFrame:
     frame = pd.DataFrame([row for d in run_dirs for row in run_rows(Path(d))])
-    for column in ("mode", "steps", "weights", "step", "dataset", "coupling", "mu", "sigma"):
+    for column in (
+        "mode",
+        "steps",
+        "weights",
+        "step",
+        "dataset",
+        "coupling",
+        "mu",
+        "sigma",
+        "n",
+        "eval_seed",
+        "extractor_sha256",
+    ):
         if column not in frame:
             frame[column] = np.nan
     frame["mode"] = frame["mode"].fillna("")
+    frame["extractor_sha256"] = frame["extractor_sha256"].fillna("")
     return frame.drop_duplicates(subset=[*KEYS, "sigma"], keep="last")
 
 
@@ -144,65 +150,136 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.4g}" if math.isnan(half) else f"{mean:.4g} ± {half:.2g}"
 
 
-def summary_table(frame: pd.DataFrame, steps: int = 1, baseline: str = "ic") -> pd.DataFrame:
+def _final_rows(frame: pd.DataFrame, metric: str, mode: str, steps: int, weights: str):
+    return frame[
+        (frame.kind == "final")
+        & (frame.metric == metric)
+        & (frame["mode"] == mode)
+        & (frame.steps == steps)
+        & (frame.weights == weights)
+    ]
+
+
+def _per_seed(rows: pd.DataFrame) -> tuple[pd.Series, str]:
+    """One value per seed, or an empty series and why the rows may not be averaged: they must
+    share one sample count and one feature extractor, one evaluation per run."""
+    for column, what in (("n", "sample count"), ("extractor_sha256", "feature extractor")):
+        if rows[column].nunique() > 1:
+            kinds = rows.groupby(column)["run"].apply(lambda r: ", ".join(sorted(set(r))))
+            listed = "; ".join(f"{str(k)[:12]}: {v}" for k, v in kinds.items())
+            return pd.Series(dtype=float), f"not averaged: {what} differs ({listed})"
+    repeated = rows[rows.duplicated("seed", keep=False)]
+    if not repeated.empty:
+        return pd.Series(dtype=float), (
+            "not averaged: several evaluations of one run (" + ", ".join(set(repeated.run)) + ")"
+        )
+    return rows.set_index("seed")["value"], ""
+
+
+def _with_roles(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with each run's role and pairing group where its config is known."""
+    known = claims.with_roles(frame)[["run", "role", "group"]].drop_duplicates("run")
+    return frame.merge(known, on="run", how="left")
+
+
+def summary_table(
+    frame: pd.DataFrame, steps: int = 1, weights: str = "ema", pool: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Per experiment x variant: the headline metric's mean ± 95% CI over seeds, completed
-    seeds, the paper's value and the gap, and the paired difference to the baseline variant."""
+    seeds, the paper's value and the gap (1-step only: the paper reports no other), and the
+    paired difference to IC: the IC run of the same dataset, training budget and seed, from any
+    experiment of `pool` (default: `frame`). KID×10² and IS beside the paper's for FID datasets.
+    """
+    frame = _with_roles(frame)
+    pool = frame if pool is None else _with_roles(pool)
+    image_datasets = set(frame["dataset"].dropna()) - set(published.PRIMARY_OTHER)
     out = []
     for (experiment, variant), group in frame.groupby(["experiment", "variant"], sort=False):
         dataset = group["dataset"].dropna().iloc[0] if group["dataset"].notna().any() else ""
         metric, mode = primary(dataset)
         expected = sorted(group["seed"].unique())
-        sel = group[
-            (group.kind == "final")
-            & (group.metric == metric)
-            & (group["mode"] == mode)
-            & (group.steps == steps)
-        ]
-        per_seed = sel.groupby("seed")["value"].last()
-        mean, half = mean_ci(per_seed)
-        paper = PAPER.get((dataset, variant))
-        base = frame[
-            (frame.experiment == experiment)
-            & (frame.variant == baseline)
-            & (frame.kind == "final")
-            & (frame.metric == metric)
-            & (frame["mode"] == mode)
-            & (frame.steps == steps)
-        ]
-        paired = (per_seed - base.groupby("seed")["value"].last()).dropna()
-        d_mean, d_half = mean_ci(paired) if variant != baseline else (math.nan, math.nan)
-        missing = [s for s in expected if s not in per_seed.dropna().index]
-        out.append(
-            {
-                "experiment": experiment,
-                "variant": variant,
-                "metric": f"{metric} ({mode}, {steps}-step)"
-                if mode
-                else f"{metric} ({steps}-step)",
-                "ours": _fmt(mean, half),
-                "mean": mean,
-                "ci95": half,
-                "seeds": f"{len(per_seed.dropna())}/{len(expected)}",
-                "paper": paper,
-                "gap": None if paper is None or math.isnan(mean) else round(mean - paper, 2),
-                f"paired Δ vs {baseline}": _fmt(d_mean, d_half),
-                "pairs": len(paired),
-                "missing seeds": ", ".join(map(str, missing)) or "",
-            }
+        table_rows = _final_rows(
+            frame[frame.experiment == experiment], metric, mode, steps, weights
         )
+        n = table_rows["n"].max()
+        sel = _final_rows(group, metric, mode, steps, weights)
+        per_seed, refused = _per_seed(sel[sel.n == n])
+        mean, half = mean_ci(per_seed)
+        role = group["role"].dropna().iloc[0] if group["role"].notna().any() else ""
+        paper = published.FID.get(dataset, {}).get(role) if steps == 1 else None
+        label = f"{metric} ({mode + ', ' if mode else ''}{steps}-step, n={n:g}, {weights})"
+        paired = pd.Series(dtype=float)
+        if role and role != "ic":
+            budget = group["group"].dropna().iloc[0]
+            base = _final_rows(pool, metric, mode, steps, weights)
+            base = base[(base.role == "ic") & (base.group == budget) & (base.n == n)]
+            base = base.drop_duplicates("seed").set_index("seed")["value"]
+            paired = (per_seed - base).dropna()
+        d_mean, d_half = mean_ci(paired)
+        missing = [s for s in expected if s not in per_seed.dropna().index]
+        row = {
+            "experiment": experiment,
+            "variant": variant,
+            "metric": label,
+            "ours": refused or _fmt(mean, half),
+            "mean": mean,
+            "ci95": half,
+            "seeds": f"{len(per_seed.dropna())}/{len(expected)}",
+            "paper": paper,
+            "gap": None if paper is None or math.isnan(mean) else round(mean - paper, 2),
+            PAIRED_COLUMN: _fmt(d_mean, d_half),
+            "pairs": len(paired),
+            "missing seeds": ", ".join(map(str, missing)) or "",
+        }
+        if image_datasets:
+            row |= _kid_is_columns(group, dataset, role, steps, weights, n)
+        out.append(row)
     return pd.DataFrame(out)
+
+
+PAIRED_COLUMN = "paired Δ vs IC (same dataset, budget, seed)"
+
+
+def _kid_is_columns(group, dataset, role, steps, weights, n) -> dict:
+    """KID×10² (clean-mode features) and Inception Score, ours beside the paper's."""
+    out = {}
+    for name, metric, mode, scale, paper in (
+        ("KID×10²", "kid", "clean", 100, published.KID_X100),
+        ("IS", "inception_score", "", 1, published.INCEPTION_SCORE),
+    ):
+        sel = _final_rows(group, metric, mode, steps, weights)
+        per_seed, refused = _per_seed(sel[sel.n == n])
+        out[name] = refused or _fmt(*[v * scale for v in mean_ci(per_seed)])
+        out[f"paper {name}"] = paper.get(dataset, {}).get(role) if steps == 1 else None
+    return out
 
 
 def write_tables(table: pd.DataFrame, folder: Path, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    shown = table.drop(columns=["mean", "ci95"]).fillna("")
+    shown = table.drop(columns=["mean", "ci95"]).astype(object).fillna("")
     (folder / f"{name}.md").write_text(
         tabulate(shown, headers="keys", tablefmt="github", showindex=False) + "\n"
     )
     (folder / f"{name}.tex").write_text(
         tabulate(shown, headers="keys", tablefmt="latex_booktabs", showindex=False) + "\n"
     )
+    (folder / f"{name}.html").write_text(_html(name, shown))
     table.to_csv(folder / f"{name}.csv", index=False)
+
+
+def _html(title: str, *parts: str | pd.DataFrame) -> str:
+    """A small standalone HTML page of paragraphs and tables (for Snakemake's report)."""
+    body = [
+        tabulate(p, headers="keys", tablefmt="html", showindex=False)
+        if isinstance(p, pd.DataFrame)
+        else f"<p>{p}</p>"
+        for p in parts
+    ]
+    style = "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{style}</style></head><body><h1>{title}</h1>{''.join(body)}</body></html>\n"
+    )
 
 
 # ---- figures -------------------------------------------------------------------------------------
@@ -308,6 +385,39 @@ def draw_convergence(curve: pd.DataFrame, ylabel: str, title: str, path: Path) -
     return _save(fig, path)
 
 
+def mu_sweep_frame(frame: pd.DataFrame, sweep: list[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """Final headline metric against mu for GC without dropout (the sweep's runs, plus the
+    paper's GC mu = 0.5 where it was scored like them), and IC's values beside it. Only rows of
+    the sweep's sample count, 1-step, EMA: never two protocols in one figure."""
+    frame = _with_roles(frame)
+    dataset = frame.loc[frame.experiment.isin(sweep), "dataset"].dropna().iloc[0]
+    metric, mode = primary(dataset)
+    rows = _final_rows(frame[frame.dataset == dataset], metric, mode, 1, "ema")
+    n = rows.loc[rows.experiment.isin(sweep), "n"].max()
+    rows = rows[rows.n == n]
+    gc = rows[(rows.coupling == "gc") & (rows.endpoint == "ema") & (rows.max_dropout == 0)]
+    gc = gc[gc.experiment.isin(sweep) | (gc.role == "gc")].drop_duplicates(["mu", "seed"])
+    ic = rows[rows.role == "ic"].drop_duplicates("seed")["value"]
+    return gc.assign(series=f"GC without dropout ({metric}, n={n:g})"), ic
+
+
+def draw_mu_sweep(frame: pd.DataFrame, sweep: list[str], path: Path) -> Path | None:
+    gc, ic = mu_sweep_frame(frame, sweep)
+    if gc.empty:
+        return None
+    fig, ax = _plt().subplots(figsize=(5.5, 3.8))
+    _draw(ax, band_frame(gc, "series", "mu"))
+    if len(ic):
+        mean, half = mean_ci(ic)
+        ax.axhline(mean, color="black", ls="--", lw=1, label=f"IC (n={len(ic)} seeds)")
+        if not math.isnan(half):
+            ax.axhspan(mean - half, mean + half, color="black", alpha=0.1)
+        ax.legend(fontsize=8)
+    ax.set(xlabel="mu (fraction of GC samples)", ylabel="final metric (1-step, EMA)")
+    ax.set(title="GC mu sweep; IC (the iCT recipe, its own dropout) as the dashed line")
+    return _save(fig, path)
+
+
 # ---- the whole report ----------------------------------------------------------------------------
 
 
@@ -324,10 +434,14 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
         if not exps or (name != "table1" and frame[frame.experiment.isin(exps)].empty):
             continue
         sub = frame[frame.experiment.isin(exps)]
-        for steps in sorted(sub.loc[sub.kind == "final", "steps"].dropna().unique()) or [1]:
-            suffix = "" if steps == 1 else f"_{int(steps)}step"
-            write_tables(summary_table(sub, int(steps)), results / "tables", f"{name}{suffix}")
-            written.append(results / "tables" / f"{name}{suffix}.md")
+        finals = sub[sub.kind == "final"]
+        for steps in sorted(finals["steps"].dropna().unique()) or [1]:
+            for weights in sorted(finals["weights"].dropna().unique()) or ["ema"]:
+                suffix = "" if steps == 1 else f"_{int(steps)}step"
+                suffix += "" if weights == "ema" else f"_{weights}"
+                table = summary_table(sub, int(steps), weights, pool=frame)
+                write_tables(table, results / "tables", f"{name}{suffix}")
+                written.append(results / "tables" / f"{name}{suffix}.md")
     if "table1" not in [p.stem for p in written]:  # the rule's declared output exists regardless
         write_tables(
             summary_table(frame.iloc[0:0]) if frame.empty else summary_table(frame),
@@ -348,27 +462,8 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
         written.append(draw_bands(bands, "training wall-clock (s)", ylabel, title, path, logy=True))
     sweep = [e for e, k in kinds.items() if k == "mu_sweep"]
     if sweep:
-        datasets = frame.loc[frame.experiment.isin(sweep), "dataset"].dropna().unique()
-        metric, mode = primary(datasets[0])
-        sub = frame[
-            (frame.kind == "final")
-            & frame.dataset.isin(datasets)
-            & frame.coupling.isin(["ic", "gc"])
-            & (frame.experiment.isin(sweep) | frame.variant.isin(["ic", "gc"]))
-            & (frame.metric == metric)
-            & (frame["mode"] == mode)
-            & (frame.steps == 1)
-        ]
-        if not sub.empty:
-            path = figures / "mu_sweep"
-            draw_bands(
-                band_frame(sub, "dataset", "mu"),
-                "mu (fraction of GC samples)",
-                metric,
-                "GC mu sweep (mu = 0 is iCT)",
-                path,
-            )
-            written.append(path.with_suffix(".png"))
+        path = draw_mu_sweep(frame, sweep, figures / "mu_sweep")
+        written += [path] if path else []
     for experiment, g in frame[frame.kind == "transport"].groupby("experiment"):
         g = g.assign(
             series=g["metric"].str.replace("transport_", "") + " (model: " + g["variant"] + ")"
@@ -397,7 +492,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
     table = claims.claims(frame)
     snapshots = claims.per_snapshot(frame)
     table.to_csv(results / "claims.csv", index=False)
-    shown = table.drop(columns=["mean", "ci95"]).fillna("")
+    shown = table.drop(columns=["mean", "ci95"]).astype(object).fillna("")
     lines = [
         "# The paper's claims, tested on this study",
         "",
@@ -425,6 +520,10 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
         ]
     path = results / "claims.md"
     path.write_text("\n".join(lines))
+    parts = [f"Verdict rule: {claims.VERDICT_RULE.replace('**', '')}.", shown]
+    if not snapshots.empty:
+        parts += ["GC − IC at every snapshot (curve metric, paired over seeds):", snapshots]
+    (results / "claims.html").write_text(_html("The paper's claims, tested on this study", *parts))
     return path
 
 

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 ROOT = Path(__file__).parent.parent
 CLUSTER_YAML = ROOT / "tests" / "slurm" / "cluster.yaml"
-TINY = ["model_channels=8", "batch_size=16", "device=cpu"]
+TINY = ["mlp_hidden=64", "batch_size=16", "device=cpu"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -104,7 +104,7 @@ def _assert_every_job_went_through_sbatch_once(workdir: Path) -> list[str]:
     job_ids = []
     for run in _runs(workdir):
         jobs = checkpoint.read_jsonl(run / "jobs.jsonl")
-        assert [j["name"] for j in jobs] == ["train", "eval-curve", "eval-final"], run
+        assert [j["name"] for j in jobs] == ["train", "evaluate"], run
         assert all(j["cluster"] == "slurm" and re.fullmatch(r"\d+", j["job_id"]) for j in jobs)
         job_ids += [j["job_id"] for j in jobs]
     assert len(set(job_ids)) == len(job_ids)
@@ -119,7 +119,7 @@ def test_slurm_profile_runs_the_study_through_sbatch(workdir):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert len(_runs(workdir)) == 2
     job_ids = _assert_every_job_went_through_sbatch_once(workdir)
-    assert len(job_ids) == 6
+    assert len(job_ids) == 4  # per run: one training job, one evaluation job
     assert "fd_digits" in (workdir / "results" / "tables" / "table1.md").read_text()
 
 

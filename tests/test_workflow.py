@@ -33,8 +33,8 @@ def test_dry_run_of_the_embedded_default(workdir):
     out = _snakemake(workdir, "-n", "--cores", "2")
     assert out.returncode == 0, out.stderr
     counts = _job_counts(out.stdout)
-    # digits8: 3 variants x 3 seeds; toy2d: 2 variants x 1 seed.
-    assert counts["train"] == counts["eval_curve"] == counts["eval_final"] == 11
+    # digits8: 3 variants x 3 seeds; toy2d: 2 variants x 3 seeds; one evaluation job per run.
+    assert counts["train"] == counts["evaluate"] == 15
     assert counts["check_inputs"] == 2 and counts["report"] == 1
 
 
@@ -42,8 +42,9 @@ def test_dry_run_of_the_paper_study_under_the_slurm_profile(workdir):
     out = _snakemake(workdir, "-n", "--profile", "slurm")
     assert out.returncode == 0, out.stderr
     counts = _job_counts(out.stdout)
-    # Table 1: 4 datasets x 4 variants; Table 3: 3 ablations; mu sweep: 6 values; 3 seeds each.
-    assert counts["train"] == counts["eval_final"] == (16 + 3 + 6) * 3
+    # Table 1: 4 datasets x 4 variants; Table 3: 2 ablations (same wall-clock is the GC run
+    # taken at IC's training seconds); mu sweep: 6 values; 3 seeds each.
+    assert counts["train"] == counts["evaluate"] == (16 + 2 + 6) * 3
     assert (
         "launch train --cluster slurm --threads 0 --slurm-config slurm/cluster.yaml" in out.stdout
     )
@@ -53,7 +54,7 @@ def test_adding_a_seed_adds_only_new_runs(workdir):
     config = (workdir / "workflow/config/default.yaml").read_text()
     (workdir / "more.yaml").write_text(config.replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2, 3]"))
     out = _snakemake(workdir, "-n", "--cores", "2", "--configfile", "more.yaml")
-    assert _job_counts(out.stdout)["train"] == 14
+    assert _job_counts(out.stdout)["train"] == 20  # (3 digits8 + 2 toy2d variants) x 4 seeds
 
 
 def test_bad_config_fails_before_any_job(workdir):
@@ -149,13 +150,16 @@ def test_tiny_end_to_end_run_through_submitit_local(workdir):
         "figures/curve_digits8_iterations.png",
         "figures/curve_digits8_wallclock.pdf",
         "figures/transport_cost_toy2d.png",
+        "figures/transport_cost_digits8.png",
+        "claims.md",
+        "claims.html",
     ):
         assert (results / name).exists(), name
     table = (results / "tables/table1.md").read_text()
     assert "fd_digits" in table and "2/2" in table
     for run in (results / "runs").glob("*/*/s*"):
         jobs = checkpoint.read_jsonl(run / "jobs.jsonl")
-        assert [j["name"] for j in jobs] == ["train", "eval-curve", "eval-final"]
+        assert [j["name"] for j in jobs] == ["train", "evaluate"]
         assert all(j["cluster"] == "local" for j in jobs)
         assert (run / "logs" / "train.err").resolve().exists()
 

@@ -43,3 +43,11 @@ def prepared_data(exp):
 def prepare_source(dataset):
     source = config["prepare_data"][dataset]
     return "" if source == "download" else f"--source {shlex.quote(source)}"
+
+
+def report_args():
+    """The runs the study expects (from the config, never from what exists on disk) and the
+    table each experiment feeds."""
+    expect = " ".join(f"--expect {r.path}" for r in RUNS)
+    kinds = config["experiments"].items()
+    return expect + " " + " ".join(f"--table {n}={e.get('table', 'table1')}" for n, e in kinds)

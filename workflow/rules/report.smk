@@ -1,4 +1,5 @@
-# Aggregate every run into the tidy table, the paper-style tables and the figures.
+# Aggregate every run into the tidy table, the claims, the paper-style tables and the figures.
+# The outputs flagged with report() make up `snakemake --report results/report.html`.
 
 
 rule report:
@@ -6,7 +7,20 @@ rule report:
         finals=all_runs(f"{RUN}/eval/final.json"),
         curves=all_runs(f"{RUN}/eval/curve.csv"),
     output:
-        table="results/tables/table1.md",
+        claims=report(
+            "results/claims.html", caption="../report/claims.rst", category="1. Claims"
+        ),
+        claims_md="results/claims.md",
+        table=report(
+            "results/tables/table1.html", caption="../report/table1.rst", category="2. Tables"
+        ),
+        table_md="results/tables/table1.md",
+        figures=report(
+            directory("results/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="3. Figures",
+        ),
         tidy="results/tidy.csv",
         readme="results/README.md",
     log:
@@ -15,10 +29,6 @@ rule report:
         "results/benchmarks/report/report.tsv"
     params:
         gcbench=GCBENCH,
-        expect=" ".join(f"--expect {r.path}" for r in RUNS),
-        tables=" ".join(
-            f"--table {name}={exp.get('table', 'table1')}"
-            for name, exp in config["experiments"].items()
-        ),
+        args=report_args(),
     shell:
-        "{params.gcbench} report --results results {params.expect} {params.tables} > {log} 2>&1"
+        "{params.gcbench} report --results results {params.args} > {log} 2>&1"

@@ -1,0 +1,61 @@
+"""The embedded default's pieces: the digits MLP, the UNet override, a launcher without torch."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from gcbench import catalog, couplings, losses
+from gcbench.networks import MLP, ConsistencyFunction, SongUNet
+from gcbench.recipes import ConfigError, build_network, parameter_count, resolve
+
+
+def test_mlp_maps_images_to_images_of_the_same_shape():
+    net = MLP((1, 8, 8), hidden=32, layers=2, emb_channels=16)
+    x = torch.randn(5, 1, 8, 8)
+    out = net(x, torch.randn(5))
+    assert out.shape == (5, 1, 8, 8)
+    assert net.body[0].in_features == 64 + 16  # the flattened image and the noise embedding
+    # Each sample's output depends on its own input only.
+    x2 = x.clone()
+    x2[0] += 1
+    out2 = net(x2, torch.zeros(5) + 0)
+    assert not torch.allclose(out2[0], net(x, torch.zeros(5))[0])
+    assert torch.allclose(out2[1:], net(x, torch.zeros(5))[1:])
+
+
+def test_digits8_defaults_to_the_mlp_and_keeps_the_unet_by_override():
+    c = resolve("digits8-gc")
+    net = build_network(c)
+    assert isinstance(net, ConsistencyFunction) and isinstance(net.backbone, MLP)
+    assert (c.mlp_hidden, c.mlp_layers, c.mlp_emb_channels) == (512, 4, 64)
+    # 4 hidden layers of 512 on the 64 pixels and the 64-d noise embedding.
+    assert parameter_count(c) == (128 * 512 + 512) + 3 * (512 * 512 + 512) + (512 * 64 + 64)
+    unet = resolve("digits8-gc", ["network=unet"])
+    assert isinstance(build_network(unet).backbone, SongUNet)
+    assert parameter_count(unet) == 247_313  # the earlier default's UNet
+
+
+def test_mlp_dropout_is_one_rate_and_points_need_the_mlp():
+    assert resolve("digits8-ic", ["dropout=0.2"]).dropout == (0.2, 0.2)
+    dropped = build_network(resolve("digits8-ic", ["dropout=0.2"])).backbone
+    assert any(isinstance(m, torch.nn.Dropout) for m in dropped.body)
+    with pytest.raises(ConfigError, match="one rate"):
+        resolve("digits8-ic", ["dropout=0.0,0.2"])
+    with pytest.raises(ConfigError, match="network=mlp"):
+        resolve("toy2d-ic", ["network=unet"])
+
+
+def test_the_catalog_names_what_the_code_implements():
+    assert set(catalog.COUPLINGS) == set(couplings.COUPLINGS)
+    assert set(catalog.LOSSES) == set(losses.LOSSES)
+
+
+def test_the_launcher_and_config_validation_do_not_import_torch():
+    code = (
+        "import sys, gcbench.cli, gcbench.launch, gcbench.study;"
+        "from gcbench.recipes import resolve; resolve('cifar10-gc', ['mu=0.3']);"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

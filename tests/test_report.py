@@ -1,0 +1,169 @@
+"""Paper-scale tables from fake runs: what each cell averages, and what it refuses to average."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from gcbench import checkpoint
+from gcbench.report import PAIRED_COLUMN, mu_sweep_frame, report, summary_table, tidy
+
+SHA = "a" * 64
+
+
+def _run(root: Path, experiment: str, variant: str, seed: int, evals: list[dict], **config):
+    run = root / "runs" / experiment / variant / f"s{seed}"
+    run.mkdir(parents=True)
+    coupling = config.pop("coupling", variant if variant in ("ic", "ot") else "gc")
+    checkpoint.write_json(
+        {
+            "dataset": "cifar10",
+            "variant": coupling,
+            "mu": config.pop("mu", 0.5 if coupling == "gc" else 0.0),
+            "endpoint": config.pop("endpoint", "ema"),
+            "dropout": config.pop("dropout", [0.3] * 3 if coupling == "ic" else [0.0] * 3),
+            "total_steps": 100_000,
+            "batch_size": 512,
+        },
+        run / "config.json",
+    )
+    records = []
+    for e in evals:
+        metrics = [
+            {"metric": "fid", "mode": "legacy_tensorflow", "value": e["fid"]}
+            | {"extractor_sha256": e.get("sha", SHA)},
+            {"metric": "kid", "mode": "clean", "value": e.get("kid", 0.004)},
+            {"metric": "inception_score", "value": e.get("is", 9.0)},
+        ]
+        sampling = {"steps": e.get("steps", 1), "weights": e.get("weights", "ema"), "n": e["n"]}
+        sampling["seed"] = e.get("eval_seed", 0)
+        records.append({"snapshot_step": 100_000, "sampling": sampling, "metrics": metrics})
+    (run / "eval").mkdir()
+    (run / "eval" / "final.json").write_text(json.dumps(records))
+    checkpoint.write_json({"step": 100_000}, run / "done.json")
+    return run
+
+
+def _full(fid: float, seed: int) -> list[dict]:
+    """1- and 2-step, EMA and online, 10k and 50k: what a thorough evaluation writes."""
+    out = []
+    for n, steps, weights in [
+        (50_000, 1, "ema"),
+        (50_000, 2, "ema"),
+        (50_000, 1, "online"),
+        (10_000, 1, "ema"),
+    ]:
+        shift = (steps - 1) * -1.0 + (weights == "online") * 2.0 + (n == 10_000) * 0.5
+        out.append({"fid": fid + shift + 0.1 * seed, "n": n, "steps": steps, "weights": weights})
+    return out
+
+
+@pytest.fixture
+def study(tmp_path):
+    runs = []
+    for seed in range(3):
+        runs.append(_run(tmp_path, "cifar10", "ic", seed, _full(7.0, seed)))
+        runs.append(_run(tmp_path, "cifar10", "gc", seed, _full(6.0, seed)))
+        runs.append(
+            _run(
+                tmp_path,
+                "cifar10_ablations",
+                "gc_online_endpoint",
+                seed,
+                _full(6.5 + 0.2 * seed, seed),
+                endpoint="online",
+            )
+        )
+    return tmp_path, runs
+
+
+def test_each_cell_says_what_it_averages_and_averages_only_that(study):
+    _, runs = study
+    frame = tidy(runs)
+    one = summary_table(frame[frame.experiment == "cifar10"], 1, "ema").set_index("variant")
+    assert one.loc["gc", "metric"] == "fid (legacy_tensorflow, 1-step, n=50000, ema)"
+    assert one.loc["gc", "mean"] == pytest.approx(6.1)  # the 50k EMA 1-step rows only
+    online = summary_table(frame[frame.experiment == "cifar10"], 1, "online").set_index("variant")
+    assert online.loc["gc", "mean"] == pytest.approx(8.1)
+    assert online.loc["gc", "metric"].endswith("n=50000, online)")
+
+
+def test_two_step_tables_have_no_paper_numbers(study):
+    _, runs = study
+    frame = tidy(runs)
+    one = summary_table(frame[frame.experiment == "cifar10"], 1).set_index("variant")
+    assert one.loc["gc", "paper"] == 5.95 and one.loc["gc", "gap"] == pytest.approx(0.15)
+    two = summary_table(frame[frame.experiment == "cifar10"], 2).set_index("variant")
+    assert two.loc["gc", "mean"] == pytest.approx(5.1)
+    assert pd.isna(two.loc["gc", "paper"]) and pd.isna(two.loc["gc", "gap"])
+    assert pd.isna(two.loc["gc", "paper KID×10²"])
+
+
+def test_ablations_pair_with_the_ic_runs_of_another_experiment(study):
+    _, runs = study
+    frame = tidy(runs)
+    table3 = frame[frame.experiment == "cifar10_ablations"]
+    row = summary_table(table3, 1, pool=frame).set_index("variant").loc["gc_online_endpoint"]
+    # Online endpoint minus IC, same seed: (6.5 + 0.2 s + 0.1 s) - (7.0 + 0.1 s) = -0.5 + 0.2 s.
+    assert row["pairs"] == 3 and row[PAIRED_COLUMN].startswith("-0.3 ±")
+    assert row["paper"] == 6.73
+
+
+def test_kid_and_inception_score_beside_the_papers(study):
+    _, runs = study
+    frame = tidy(runs)
+    table = summary_table(frame[frame.experiment == "cifar10"], 1).set_index("variant")
+    assert table.loc["gc", "KID×10²"] == "0.4 ± 0"  # 0.004 x 100, identical over seeds
+    assert table.loc["gc", "paper KID×10²"] == 0.26 and table.loc["ic", "paper IS"] == 8.76
+    assert table.loc["gc", "IS"].startswith("9")
+
+
+def test_different_extractors_or_sample_counts_are_never_averaged(tmp_path):
+    runs = [
+        _run(tmp_path, "cifar10", "gc", 0, [{"fid": 6.0, "n": 50_000}]),
+        _run(tmp_path, "cifar10", "gc", 1, [{"fid": 6.2, "n": 50_000, "sha": "b" * 64}]),
+        _run(tmp_path, "cifar10", "ic", 0, [{"fid": 7.0, "n": 50_000}]),
+        _run(
+            tmp_path,
+            "cifar10",
+            "ic",
+            1,
+            [{"fid": 7.1, "n": 50_000}, {"fid": 7.3, "n": 50_000, "eval_seed": 1}],
+        ),
+    ]
+    table = summary_table(tidy(runs), 1).set_index("variant")
+    assert table.loc["gc", "ours"].startswith("not averaged: feature extractor differs")
+    assert "cifar10/gc/s1" in table.loc["gc", "ours"] and "bbbbbbbbbbbb" in table.loc["gc", "ours"]
+    assert table.loc["ic", "ours"].startswith("not averaged: several evaluations of one run")
+    assert "cifar10/ic/s1" in table.loc["ic", "ours"]
+
+
+def test_the_report_writes_every_table_variant(study):
+    root, runs = study
+    report(root, runs, {"cifar10": "table1", "cifar10_ablations": "table3"})
+    for name in ("table1", "table1_2step", "table1_online", "table3", "table3_online"):
+        assert (root / "tables" / f"{name}.md").exists(), name
+    assert "n=50000" in (root / "tables" / "table1.md").read_text()
+
+
+def test_mu_sweep_keeps_one_protocol_and_plots_ic_apart(tmp_path):
+    runs = []
+    for seed in range(2):
+        runs.append(_run(tmp_path, "cifar10", "ic", seed, [{"fid": 7.0, "n": 50_000}]))
+        runs.append(
+            _run(
+                tmp_path,
+                "cifar10",
+                "gc",
+                seed,
+                [{"fid": 6.0, "n": 50_000}, {"fid": 6.9, "n": 10_000}],
+            )
+        )
+        for mu in (0.0, 0.3):
+            evals = [{"fid": 6.5 - mu, "n": 10_000}]
+            runs.append(_run(tmp_path, "sweep", f"mu{mu}", seed, evals, mu=mu))
+    gc, ic = mu_sweep_frame(tidy(runs), ["sweep"])
+    # The sweep is scored on 10k: GC mu = 0.5 joins with its 10k row, never its 50k one.
+    assert sorted(gc["mu"].unique()) == [0.0, 0.3, 0.5]
+    assert set(gc.loc[gc.mu == 0.5, "value"]) == {6.9}
+    assert ic.empty  # IC has no 10k row: it is left out rather than mixed in
