@@ -74,8 +74,9 @@ class UNetBlock(nn.Module):
         self.norm1 = _norm(cout)
         self.conv1 = _conv(cout, cout, 3, scale=1e-5)
         # DDPM++ projects the skip path with a 1x1 conv whenever shape changes (resample_proj).
+        # EDM initialises it like any other conv (gain 1); sqrt(0.2) is only for the qkv below.
         changes_shape = cin != cout or up or down
-        self.skip = _conv(cin, cout, 1, scale=math.sqrt(0.2)) if changes_shape else None
+        self.skip = _conv(cin, cout, 1) if changes_shape else None
         self.attention = attention
         if attention:
             self.norm2 = _norm(cout)

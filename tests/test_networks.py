@@ -41,3 +41,34 @@ def test_unet_runs_attention_and_per_level_dropout():
     out = net(torch.randn(3, 1, 8, 8), torch.randn(3))
     assert out.shape == (3, 1, 8, 8)
     assert any(getattr(b, "attention", False) for b in net.enc.values())
+
+
+def _edm_gain(name: str) -> float:
+    """EDM's SongUNet rules (networks.py, DDPM++): `init_attn` (Xavier gain sqrt(0.2)) for the
+    attention qkv, `init_zero` (gain 1e-5) for each block's conv1 and attention proj and for the
+    output conv, `init` (gain 1) for everything else, the 1x1 skip projection included."""
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf == "qkv":
+        return 0.2**0.5
+    if leaf in ("conv1", "proj", "out_conv"):
+        return 1e-5
+    return 1.0
+
+
+def test_unet_init_scale_of_every_layer_follows_edm():
+    torch.manual_seed(0)
+    net = SongUNet(
+        8, 3, 3, model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,)
+    )
+    layers = {
+        n: m for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)
+    }
+    assert any(n.endswith("skip") for n in layers) and any(n.endswith("qkv") for n in layers)
+    for name, m in layers.items():
+        w = m.weight
+        fan_in, fan_out = w[0].numel(), w.shape[0] * w[0, 0].numel()
+        bound = _edm_gain(name) * (6 / (fan_in + fan_out)) ** 0.5
+        # Xavier-uniform on U(-bound, bound): every weight inside, the largest close to the bound.
+        assert w.abs().max() <= bound * (1 + 1e-6), name
+        assert w.abs().max() >= 0.9 * bound, name
+        assert torch.count_nonzero(m.bias) == 0, name
