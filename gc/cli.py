@@ -199,6 +199,13 @@ _CACHE = click.option(
     help="Processes for clean-fid's 299x299 resize.",
 )
 @click.option(
+    "--digits-classifier",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="digits8: the study's classifier (`gcbench assets digits-classifier`); default: one "
+    "trained on first use in the cache.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -218,6 +225,7 @@ def eval_(
     device,
     batch_size,
     workers,
+    digits_classifier,
     out,
 ) -> None:
     """Sample from a run's snapshot and compute its metrics, one JSON per evaluation under
@@ -246,6 +254,7 @@ def eval_(
                 workers=workers,
                 cache=cache_dir,
                 device=device,
+                digits_classifier=digits_classifier,
             )
             try:
                 if curve:
@@ -289,6 +298,16 @@ def fetch(cache_dir: Path, only: tuple[str, ...]) -> None:
         except OSError as err:
             _fail(f"could not fetch {name} from {a.ASSETS[name].url}: {err}")
         click.echo(f"ok       {name:<28} {path}")
+
+
+@assets.command(name="digits-classifier")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def digits_classifier(out: Path) -> None:
+    """Train the digits8 benchmark's feature network (deterministic, CPU) into OUT."""
+    from .digits_metric import build_classifier, classifier
+
+    _, path, accuracy = classifier(build_classifier(out))
+    click.echo(f"digits classifier -> {path} (held-out accuracy {accuracy:.4f})")
 
 
 @assets.command()

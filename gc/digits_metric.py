@@ -82,14 +82,29 @@ def accuracy(model: DigitsCNN, split: str = "test") -> float:
     return (model(x).argmax(1) == y).float().mean().item()
 
 
-def classifier(cache: Path) -> tuple[DigitsCNN, Path, float]:
-    """The cached classifier (trained on first use), its weights file and held-out accuracy."""
-    path = Path(cache) / f"digits-classifier-v{CLASSIFIER_VERSION}.pt"
-    model = DigitsCNN()
-    if not path.exists():
-        trained = train_classifier()
-        checkpoint.save({"net": trained.state_dict(), "accuracy": accuracy(trained)}, path)
+def classifier_path(cache: Path) -> Path:
+    return Path(cache) / f"digits-classifier-v{CLASSIFIER_VERSION}.pt"
+
+
+def build_classifier(path: Path) -> Path:
+    """Train the classifier and write it atomically to `path` (what the workflow's
+    `digits_classifier` rule runs once per study, so that every evaluation uses one network:
+    oneDNN kernels may differ between CPUs and thread counts)."""
+    trained = train_classifier()
+    checkpoint.save({"net": trained.state_dict(), "accuracy": accuracy(trained)}, Path(path))
+    return Path(path)
+
+
+def classifier(path: Path) -> tuple[DigitsCNN, Path, float]:
+    """The classifier at `path` (a weights file, or a cache folder, where it is trained on
+    first use), its weights file and its held-out accuracy."""
+    path = Path(path)
+    if path.suffix != ".pt":
+        path = classifier_path(path)
+        if not path.exists():
+            build_classifier(path)
     state = checkpoint.load(path)
+    model = DigitsCNN()
     model.load_state_dict(state["net"])
     return model.eval(), path, state["accuracy"]
 

@@ -44,6 +44,7 @@ class EvalSpec:
     workers: int = 4
     cache: Path = assets.DEFAULT_CACHE
     device: str = "auto"
+    digits_classifier: Path | None = None  # the study's; default: trained once in `cache`
 
 
 # ---- what each dataset needs, checked before any sampling -------------------------------------
@@ -184,7 +185,7 @@ def _inception_score(images: np.ndarray, weights: Path, device) -> dict:
 def _digits_metrics(
     images: np.ndarray, spec: EvalSpec, device, headline_only: bool = False
 ) -> list[dict]:
-    model, weights, accuracy = digits_metric.classifier(spec.cache)
+    model, weights, accuracy = digits_metric.classifier(spec.digits_classifier or spec.cache)
     reference = digits_metric.reference_images("train")
     protocol = dict(
         reference_split="train",

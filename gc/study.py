@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from .recipes import TrainConfig, resolve
 
 RUNS_DIR = "results/runs"
+# One digits classifier per study: every FD-digits of the study is in the same feature space.
+DIGITS_CLASSIFIER = "results/digits_classifier.pt"
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,16 @@ def eval_args(config: dict, experiment: str, curve: bool) -> str:
         args.append("--offline-inception")
     if e.get("cache_dir"):
         args.append(f"--cache-dir {e['cache_dir']}")
+    if config["experiments"][experiment]["dataset"] == "digits8":
+        args.append(f"--digits-classifier {DIGITS_CLASSIFIER}")
     args.append(f"--device {e.get('device', 'auto')} --seed {e.get('seed', 0)}")
     return " ".join(args)
+
+
+def classifier_inputs(config: dict, experiment: str) -> list[str]:
+    """What an experiment's evaluation waits for besides its run: the study's digits
+    classifier, trained once by its own rule."""
+    return [DIGITS_CLASSIFIER] if config["experiments"][experiment]["dataset"] == "digits8" else []
 
 
 def check_args(config: dict, experiment: str) -> str:

@@ -1,11 +1,27 @@
+# The digits benchmark's feature network, trained once per study (a few seconds) so that every
+# FD-digits of the study is measured with the same weights.
+#
 # Per run, one evaluation job (a GPU job through `gcbench launch`): the convergence curve over
 # every snapshot (fewer samples, labelled), then the final metrics of the last snapshot, in one
 # process, so that the job starts once.
 
 
+rule digits_classifier:
+    output:
+        study.DIGITS_CLASSIFIER,
+    log:
+        "results/logs/digits_classifier.log",
+    params:
+        gcbench=GCBENCH,
+    localrule: True
+    shell:
+        "{params.gcbench} assets digits-classifier --out {output} > {log} 2>&1"
+
+
 rule evaluate:
     input:
         done=f"{RUN}/done.json",
+        classifier=lambda w: study.classifier_inputs(config, w.exp),
     output:
         curve=f"{RUN}/eval/curve.csv",
         final=f"{RUN}/eval/final.json",
