@@ -2,8 +2,9 @@
 
 1-step: x = f(sigma_max z, sigma_max).
 2-step (iCT/ECT convention): x' = x + sqrt(sigma_mid^2 - sigma_min^2) z', x = f(x', sigma_mid).
-Each image has its own seed (seed + index), so samples do not depend on the batch size or on
-how many devices share the work.
+Image j's noise comes from its own stream, keyed by (seed, j) through numpy's SeedSequence, so
+samples do not depend on the batch size, the device or how many devices share the work, and two
+evaluation seeds never share a draw (seed + j would: seed 1 would reuse seed 0's images 1..n).
 """
 
 from __future__ import annotations
@@ -23,13 +24,22 @@ from .recipes import TrainConfig, build_network, from_dict
 SIGMA_MID = 0.821
 
 
-def image_noise(seed: int, start: int, count: int, shape: tuple[int, ...], device) -> Tensor:
-    """Noise for images start..start+count-1: two draws (z, z') per image from its own seed."""
-    out = torch.empty(count, 2, *shape, device=device)
+def image_noise(
+    seed: int, start: int, count: int, shape: tuple[int, ...], device, draws: int = 2
+) -> Tensor:
+    """Noise for images start..start+count-1: `draws` standard normal tensors per image (z, then
+    z' for the second step), drawn on the CPU from the image's stream SeedSequence(seed,
+    spawn_key=(j,)) and moved to `device` in one transfer per batch. The first draw does not
+    depend on `draws`, so 1- and 2-step samples share z."""
+    size = draws * math.prod(shape)
+    out = np.empty((count, size), dtype=np.float32)
     for k in range(count):
-        gen = torch.Generator(device).manual_seed(seed + start + k)
-        out[k] = torch.randn(2, *shape, generator=gen, device=device)
-    return out
+        # Philox: a counter-based generator, cheap to key once per image.
+        stream = np.random.SeedSequence(seed, spawn_key=(start + k,))
+        np.random.Generator(np.random.Philox(stream)).standard_normal(
+            size, dtype=np.float32, out=out[k]
+        )
+    return torch.from_numpy(out).view(count, draws, *shape).to(device)
 
 
 @torch.no_grad()
@@ -54,7 +64,7 @@ def sample(
     starts = range(0, n, batch_size)
     for start in progress(starts) if progress else starts:
         count = min(batch_size, n - start)
-        noise = image_noise(seed, start, count, shape, device)
+        noise = image_noise(seed, start, count, shape, device, draws=steps)
         sigma = torch.full((count,), sigma_max, device=device)
         x = f(sigma_max * noise[:, 0], sigma)
         if steps == 2:
