@@ -100,9 +100,9 @@ def sample(run_dir, snapshot, count, steps, weights, seed, batch_size, device, o
     import numpy as np
     from tqdm import tqdm
 
+    from .runtime import pick_device
     from .sample import load_network, to_uint8
     from .sample import sample as draw
-    from .train import pick_device
 
     dev = pick_device(device)
     try:
@@ -182,6 +182,14 @@ _CACHE = click.option(
     show_default=True,
 )
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--resamplings",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="The paper's +-: score this many sample sets (seeds SEED, SEED+1, ...); the JSON keeps "
+    "each value, their mean, std and 95% interval.",
+)
 @_MODES
 @click.option(
     "--offline-inception",
@@ -219,6 +227,7 @@ def eval_(
     steps,
     weights,
     seed,
+    resamplings,
     modes,
     offline_inception,
     cache_dir,
@@ -248,6 +257,7 @@ def eval_(
                 steps=int(s),
                 weights=w,
                 seed=seed,
+                resamplings=resamplings,
                 modes=tuple(modes),
                 extractor="offline" if offline_inception else "standard",
                 batch_size=batch_size,
@@ -266,6 +276,8 @@ def eval_(
                 _fail(str(err))
             for m in records[-1]["metrics"]:
                 value = "n/a" if m["value"] is None else f"{m['value']:.4f}"
+                if "resamplings" in m:
+                    value += f" ± {m['resamplings']['std']:.4f} (std of {resamplings})"
                 click.echo(
                     f"{m['metric']:<20} {m.get('mode', ''):<18} {value}  ({s}-step, {w}, n={count})"
                 )

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 from tqdm import tqdm
 
-from . import assets, checkpoint, digits_metric, features, metrics, provenance
+from . import assets, checkpoint, digits_metric, features, metrics, provenance, runtime
 from .couplings import generator_induced_endpoint, ot_permutation
 from .data import DATASETS, dataset_path, digits, load_uint8_array, toy2d
 from .sample import load_network, sample, to_uint8
 from .schedules import karras_sigmas
-from .train import load_run_config, pick_device
 
 CLIP = "clipped to [-1, 1], quantised to uint8 (the official code min-max normalises instead)"
 
@@ -45,6 +45,9 @@ class EvalSpec:
     cache: Path = assets.DEFAULT_CACHE
     device: str = "auto"
     digits_classifier: Path | None = None  # the study's; default: trained once in `cache`
+    # The paper's +-: the headline metric over this many independent sample sets (seeds
+    # seed, seed + 1, ...) of one model; its value becomes their mean.
+    resamplings: int = 1
 
 
 # ---- what each dataset needs, checked before any sampling -------------------------------------
@@ -106,7 +109,9 @@ def _row(name: str, value, **protocol) -> dict:
     return {"metric": name, "value": None if value is None else float(value), **protocol}
 
 
-def _image_metrics(dataset, data_dir, images: np.ndarray, spec: EvalSpec, needed: dict, device):
+def _image_metrics(
+    dataset, data_dir, images: np.ndarray, spec: EvalSpec, needed: dict, device, headline_only=False
+):
     rows = []
     for mode in spec.modes:
         extractor = make_extractor(mode, spec, needed, device)
@@ -134,7 +139,7 @@ def _image_metrics(dataset, data_dir, images: np.ndarray, spec: EvalSpec, needed
                 **protocol,
             )
         )
-        if mode != "clean":
+        if mode != "clean" or headline_only:
             continue
         # KID and precision/recall on the same samples' clean-mode features.
         tf = dict(
@@ -153,7 +158,7 @@ def _image_metrics(dataset, data_dir, images: np.ndarray, spec: EvalSpec, needed
                 else ""
             )
             rows.append(_row(k, v, **tf, **protocol, note=note))
-    if spec.extractor == "standard":
+    if spec.extractor == "standard" and not headline_only:
         rows.append(_inception_score(images, needed["inception-torch-fidelity"], device))
     return rows
 
@@ -260,6 +265,54 @@ def _toy_metrics(samples: np.ndarray, spec: EvalSpec) -> list[dict]:
     ]
 
 
+def _sample_and_score(net, config, spec: EvalSpec, seed: int, needed, device, headline_only):
+    """Draw spec.n samples with `seed` and score them (only the headline metric if asked)."""
+    x = sample(
+        net,
+        spec.n,
+        DATASETS[config.dataset].shape,
+        seed=seed,
+        steps=spec.steps,
+        sigma_min=config.sigma_min,
+        sigma_max=config.sigma_max,
+        batch_size=spec.batch_size,
+        device=device,
+        progress=lambda it: tqdm(it, unit="batch", desc="sampling"),
+    )
+    if config.dataset == "toy2d":
+        return _toy_metrics(x.numpy(), spec)
+    if config.dataset == "digits8":
+        return _digits_metrics(to_uint8(x), spec, device, headline_only)
+    images = to_uint8(x)
+    return _image_metrics(
+        config.dataset, config.data_dir, images, spec, needed, device, headline_only
+    )
+
+
+def _with_resamplings(rows: list[dict], others: list[list[dict]], seeds: list[int]) -> list[dict]:
+    """Fold the other sample sets' headline values into `rows`: each such metric keeps every
+    value, and its `value` becomes the mean (what the paper's Table 1 reports, +- the spread)."""
+    key = lambda m: (m["metric"], m.get("mode", ""))
+    values = {key(m): [m["value"]] for m in rows}
+    for other in others:
+        for m in other:
+            values[key(m)].append(m["value"])
+    for m in rows:
+        v = np.array(values[key(m)], dtype=float)
+        if len(v) < len(seeds):
+            continue  # not a headline metric: computed on the first sample set only
+        half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+        m["resamplings"] = {
+            "seeds": seeds,
+            "values": v.tolist(),
+            "mean": float(v.mean()),
+            "std": float(v.std(ddof=1)),
+            "ci95_half_width": float(half),
+        }
+        m["value"] = float(v.mean())
+    return rows
+
+
 # ---- entry points -----------------------------------------------------------------------------
 
 
@@ -272,33 +325,23 @@ def evaluate(
     """Evaluate one snapshot, write eval/<file>.json in the run directory, return the record.
     `headline_only`: the dataset's headline metric alone (what a convergence curve needs)."""
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
-    device = pick_device(spec.device)
+    config = runtime.load_run_config(run_dir)
+    device = runtime.pick_device(spec.device)
     needed = check_inputs(config.dataset, config.data_dir, spec)  # before any sampling
     net, config, step = load_network(run_dir, snapshot, spec.weights, device)
     shape = DATASETS[config.dataset].shape
-    x = sample(
-        net,
-        spec.n,
-        shape,
-        seed=spec.seed,
-        steps=spec.steps,
-        sigma_min=config.sigma_min,
-        sigma_max=config.sigma_max,
-        batch_size=spec.batch_size,
-        device=device,
-        progress=lambda it: tqdm(it, unit="batch", desc="sampling"),
-    )
-    if config.dataset == "toy2d":
-        rows = _toy_metrics(x.numpy(), spec)
-    elif config.dataset == "digits8":
-        rows = _digits_metrics(to_uint8(x), spec, device, headline_only)
-    else:
-        images = to_uint8(x)
-        rows = _image_metrics(config.dataset, config.data_dir, images, spec, needed, device)
-    # Fig. 3's transport cost: of the final model only (the curve does not need it).
-    final = snapshot == "final" and config.dataset in ("toy2d", "digits8")
-    extra = transport_cost(net, config, spec.seed) if final else {}
+    seeds = [spec.seed + r for r in range(spec.resamplings)]  # disjoint noise: see sample.py
+    # Full fp32 for sampling and the feature networks: cuDNN would use TF32 by default.
+    with runtime.fp32() as float_settings:
+        score = lambda seed, headline: _sample_and_score(
+            net, config, spec, seed, needed, device, headline
+        )
+        rows = score(seeds[0], headline_only)
+        if spec.resamplings > 1:
+            rows = _with_resamplings(rows, [score(s, True) for s in seeds[1:]], seeds)
+        # Fig. 3's transport cost: of the final model only (the curve does not need it).
+        final = snapshot == "final" and config.dataset in ("toy2d", "digits8")
+        extra = transport_cost(net, config, spec.seed) if final else {}
     record = {
         "run": str(run_dir),
         "recipe": config.recipe,
@@ -312,14 +355,17 @@ def evaluate(
             "steps": spec.steps,
             "weights": spec.weights,
             "seed": spec.seed,
+            "resamplings": spec.resamplings,
             "quantisation": CLIP if len(shape) == 3 else "none",
         },
+        "precision": float_settings,
         "metrics": rows,
         **extra,
         "spec": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(spec).items()},
         "provenance": provenance.collect(),
     }
-    name = f"step-{step:07d}-{spec.steps}step-{spec.weights}-n{spec.n}-seed{spec.seed}.json"
+    name = f"step-{step:07d}-{spec.steps}step-{spec.weights}-n{spec.n}-seed{spec.seed}"
+    name += f"-r{spec.resamplings}.json" if spec.resamplings > 1 else ".json"
     checkpoint.write_json(record, run_dir / "eval" / name)
     return record
 

@@ -22,7 +22,8 @@ from .data import TrainingData
 from .distributed import SINGLE, Shard
 from .ema import update_ema
 from .losses import LOSSES
-from .recipes import ConfigError, TrainConfig, build_network, from_dict
+from .recipes import ConfigError, TrainConfig, build_network
+from .runtime import pick_device, set_tf32
 from .schedules import interval_probs, karras_sigmas, loss_weights, num_sigma_points
 
 
@@ -87,14 +88,6 @@ def make_optimizer(c: TrainConfig, params) -> torch.optim.Optimizer:
     if c.optimizer == "adam":
         return torch.optim.Adam(params, lr=c.lr, betas=betas)
     return torch.optim.RAdam(params, lr=c.lr, betas=betas)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} but no CUDA device is visible; use device=cpu")
-    return torch.device(name)
 
 
 def _check_config(run_dir: Path, c: TrainConfig, write: bool = True) -> None:
@@ -169,8 +162,7 @@ def train(
     device = pick_device(c.device)
     cuda = device.type == "cuda"
     # TF32 is a recorded config field: it changes the numbers on Ampere and later GPUs.
-    torch.backends.cuda.matmul.allow_tf32 = c.tf32
-    torch.backends.cudnn.allow_tf32 = c.tf32
+    set_tf32(c.tf32)
     data = TrainingData(c.dataset, c.data_dir)
     rows = shard.rows(c.batch_size)
     layout = torch.channels_last if cuda and c.channels_last and len(data.shape) == 3 else None
@@ -371,10 +363,3 @@ class _Window:
         }
         self.reset()
         return row
-
-
-def load_run_config(run_dir: str | Path) -> TrainConfig:
-    path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.json")
-    return from_dict(checkpoint.read_json(path))

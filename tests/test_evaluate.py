@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from gcbench import digits_metric, features, metrics
+from gcbench import evaluate as evaluate_module
 from gcbench.assets import MissingAssetError
 from gcbench.evaluate import EvalSpec, evaluate, evaluate_curve
 from gcbench.recipes import resolve
@@ -146,6 +147,7 @@ def test_eval_json_holds_every_provenance_field(tmp_path, cache, tiny_digits):
         "steps": 2,
         "weights": "online",
         "seed": 7,
+        "resamplings": 1,
         "quantisation": written["sampling"]["quantisation"],
     }
     assert "clipped" in written["sampling"]["quantisation"]
@@ -158,6 +160,37 @@ def test_eval_json_holds_every_provenance_field(tmp_path, cache, tiny_digits):
     rows = list(csv.DictReader(curve.open()))
     assert sorted({int(r["step"]) for r in rows}) == [10, 20]
     assert all(r["label"].endswith("@ 100 samples") for r in rows)
+
+
+def test_resamplings_record_each_value_in_fp32(tmp_path, cache, tiny_digits, monkeypatch):
+    train(tiny_digits("gc", "total_steps=10"), tmp_path, progress=False)
+    seen = []
+
+    def spy(wrapped):
+        def call(*args, **kwargs):
+            tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+            seen.append((wrapped.__name__, kwargs.get("seed"), tf32))
+            return wrapped(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(evaluate_module, "sample", spy(evaluate_module.sample))
+    monkeypatch.setattr(digits_metric, "fd_digits", spy(digits_metric.fd_digits))
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # cuDNN's default
+    spec = EvalSpec(n=64, seed=4, resamplings=3, cache=cache, device="cpu")
+    record = evaluate(tmp_path, spec=spec)
+    assert [s for name, s, _ in seen if name == "sample"] == [4, 5, 6]
+    assert [name for name, *_ in seen].count("fd_digits") == 3
+    assert all(tf32 == (False, False) for *_, tf32 in seen)  # sampling and features in fp32
+    assert record["precision"]["tf32_cudnn"] is False and torch.backends.cudnn.allow_tf32
+    fd, kid = (
+        next(m for m in record["metrics"] if m["metric"] == k) for k in ("fd_digits", "kid_digits")
+    )
+    r = fd["resamplings"]
+    assert r["seeds"] == [4, 5, 6] and len(set(r["values"])) == 3
+    assert fd["value"] == pytest.approx(np.mean(r["values"]))
+    assert r["std"] == pytest.approx(np.std(r["values"], ddof=1)) and "resamplings" not in kid
+    assert (tmp_path / "eval" / "step-0000010-1step-ema-n64-seed4-r3.json").exists()
 
 
 def test_toy_transport_cost_per_sigma(tmp_path):
@@ -175,3 +208,12 @@ def test_toy_transport_cost_per_sigma(tmp_path):
     assert torch.isfinite(
         torch.tensor([r["transport_cost"] for r in record["transport_cost"]])
     ).all()
+
+
+def test_evaluation_does_not_import_the_training_loop():
+    import subprocess
+    import sys
+
+    code = "import sys, gcbench.evaluate; print('gcbench.train' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
