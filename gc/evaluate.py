@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
+from scipy.stats import t as student_t
 from tqdm import tqdm
 
 from . import assets, checkpoint, digits_metric, features, metrics, provenance, runtime
@@ -93,7 +93,17 @@ def reference_features(dataset: str, data_dir: str, mode: str, extractor, spec: 
             return None
         feats = extractor(load_uint8_array(source, dataset), progress=True).astype(np.float32)
         checkpoint.atomic_write(path, lambda f: np.save(f, feats))
-    return np.load(path)
+    return np.load(path, mmap_mode="r")  # read in chunks: ImageNet's are 10 GB
+
+
+def reference_moments(features_path: Path, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's FID moments, accumulated in chunks once and cached beside its features."""
+    path = features_path.with_suffix(".moments.npz")
+    if not path.exists():
+        mu, sigma = metrics.gaussian_moments(ref)
+        checkpoint.atomic_write(path, lambda f: np.savez(f, mu=mu, sigma=sigma))
+    stored = np.load(path)
+    return stored["mu"], stored["sigma"]
 
 
 def make_extractor(mode: str, spec: EvalSpec, needed: dict, device):
@@ -121,7 +131,8 @@ def _image_metrics(
             stats = np.load(needed[f"stats-{mode}"])
             moments, source = (stats["mu"], stats["sigma"]), "clean-fid precomputed statistics"
         else:
-            moments, source = metrics.gaussian_moments(ref), "computed with the same pipeline"
+            path = _reference_path(dataset, mode, extractor.weights_sha256, spec)
+            moments, source = reference_moments(path, ref), "computed with the same pipeline"
         protocol = dict(
             mode=mode,
             reference=f"{dataset} {REFERENCE_SPLIT}, {source}",
@@ -151,7 +162,18 @@ def _image_metrics(
                 _row(k, None, **tf, **protocol, note=note) for k in ("kid", "precision", "recall")
             ]
             continue
-        for k, v in (metrics.kid(feats, ref) | metrics.precision_recall(feats, ref)).items():
+        subset = metrics.reference_subset(len(ref))
+        ref_subset = np.asarray(ref[subset])
+        protocol["reference_subset"] = {
+            "size": len(subset),
+            "of": len(ref),
+            "seed": metrics.REFERENCE_SUBSET_SEED,
+            "rule": "numpy default_rng(seed).choice(of, size, replace=False), sorted",
+        }
+        values = metrics.kid(feats, ref_subset) | metrics.precision_recall(
+            feats, ref_subset, device
+        )
+        for k, v in values.items():
             note = (
                 "on Inception pool3 features (the original uses VGG16)"
                 if k in ("precision", "recall")
@@ -301,7 +323,7 @@ def _with_resamplings(rows: list[dict], others: list[list[dict]], seeds: list[in
         v = np.array(values[key(m)], dtype=float)
         if len(v) < len(seeds):
             continue  # not a headline metric: computed on the first sample set only
-        half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+        half = student_t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
         m["resamplings"] = {
             "seeds": seeds,
             "values": v.tolist(),

@@ -61,15 +61,20 @@ class InceptionFeatures:
     def __call__(self, images: np.ndarray, batch_size: int = 200, progress: bool = False):
         if images.shape[-1] == 1:  # grey images as RGB, as PIL's convert("RGB") does
             images = np.repeat(images, 3, axis=-1)
-        feats = []
+        # The network's own float32, written in place: a whole training set's features in
+        # float64 (or a list plus its concatenation) would double the peak memory.
+        feats = None
         for start in tqdm(range(0, len(images), batch_size), disable=not progress, unit="batch"):
             chunk = images[start : start + batch_size]
             if self.mode == "clean":
                 x = torch.from_numpy(clean_resize(chunk, self.workers))
             else:
                 x = torch.from_numpy(chunk.transpose(0, 3, 1, 2).astype(np.float32))
-            feats.append(self.network(x.to(self.device)).cpu().double().numpy())
-        return np.concatenate(feats)
+            out = self.network(x.to(self.device)).float().cpu().numpy()
+            if feats is None:
+                feats = np.empty((len(images), out.shape[1]), dtype=np.float32)
+            feats[start : start + len(out)] = out
+        return feats
 
 
 def standard_inception(path: Path, mode: str, device, workers: int = 4) -> InceptionFeatures:

@@ -10,10 +10,33 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+# PR and KID compare against a seeded subset of the reference, as their authors do: PR's
+# k-NN radii need reference x reference distances, terabytes for ImageNet's 1.28 M images.
+REFERENCE_SUBSET = 50_000
+REFERENCE_SUBSET_SEED = 0
 
-def gaussian_moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    features = np.asarray(features, dtype=np.float64)
-    return features.mean(0), np.cov(features, rowvar=False)
+
+def gaussian_moments(features: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (ddof=1, as np.cov) in float64, accumulated chunk by chunk, so that
+    a float32 (or memory-mapped) reference is never copied whole to float64. Sums are taken
+    about the first chunk's mean, which keeps sum(x x^T) - n mu mu^T well conditioned."""
+    n = len(features)
+    shift = np.asarray(features[:chunk], dtype=np.float64).mean(0)
+    total = np.zeros_like(shift)
+    outer = np.zeros((len(shift), len(shift)))
+    for start in range(0, n, chunk):
+        x = np.asarray(features[start : start + chunk], dtype=np.float64) - shift
+        total += x.sum(0)
+        outer += x.T @ x  # numpy uses BLAS syrk for x.T @ x: half the work of a matmul
+    mean = total / n
+    return shift + mean, (outer - n * np.outer(mean, mean)) / (n - 1)
+
+
+def reference_subset(n: int, size: int = REFERENCE_SUBSET, seed: int = REFERENCE_SUBSET_SEED):
+    """Sorted row indices of a seeded random `size`-subset of n reference rows (all if fewer)."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -46,13 +69,23 @@ def kid_result(out: dict) -> dict:
     }
 
 
-def precision_recall(generated: np.ndarray, reference: np.ndarray) -> dict:
+def precision_recall(
+    generated: np.ndarray, reference: np.ndarray, device="cpu", batch_size: int = 2500
+) -> dict:
     """Improved precision and recall (k=3 neighbourhoods, Kynkaanniemi et al.), by
-    torch-fidelity: precision = generated samples inside the reference manifold."""
+    torch-fidelity: precision = generated samples inside the reference manifold. Distances are
+    taken `batch_size` rows at a time (torch-fidelity's save_cpu_ram path), so memory grows as
+    batch_size x len(reference), never as len(reference)^2."""
     from torch_fidelity.metric_prc import prc_features_to_metric
 
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)
     out = prc_features_to_metric(
-        torch.from_numpy(generated).float(), torch.from_numpy(reference).float(), verbose=False
+        as_tensor(generated),
+        as_tensor(reference),
+        prc_neighborhood=3,
+        prc_batch_size=batch_size,
+        save_cpu_ram=True,
+        verbose=False,
     )
     return {"precision": out["precision"], "recall": out["recall"]}
 

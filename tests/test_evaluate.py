@@ -91,6 +91,9 @@ def test_offline_inception_computes_fid_end_to_end(tmp_path, cache):
     assert np.isfinite(fid["value"]) and fid["value"] > 0
     assert "OFFLINE" in fid["extractor"] and fid["mode"] == "clean"
     assert {m["metric"] for m in record["metrics"]} >= {"fid", "kid", "precision", "recall"}
+    pr = next(m for m in record["metrics"] if m["metric"] == "precision")
+    assert pr["reference_subset"] | {"rule": ""} == {"size": 12, "of": 12, "seed": 0, "rule": ""}
+    assert list(cache.glob("reference/cifar10-train-clean-*.moments.npz"))  # cached once
     # The same images against themselves: FID 0 through the whole pipeline.
     extractor = features.offline_inception("cpu", workers=1)
     f = extractor(np.load(data / "train.npy")[:6])
