@@ -37,6 +37,26 @@ def _step(net, coupling, x, grid, endpoint_fn, seed=3):
     return loss, pair, [p.grad.clone() for p in net.parameters()]
 
 
+def _draws(grid, n, seed=3):
+    gen = torch.Generator().manual_seed(seed)
+    i = torch.multinomial(grid[1], n, replacement=True, generator=gen)
+    return i, torch.randn(n, 1, 8, 8, generator=gen)
+
+
+def test_training_step_loss_is_the_hand_computed_weighted_pseudo_huber(tiny_digits):
+    net, ema, x, grid = _setup(tiny_digits)
+    loss, _, _ = _step(net, IndependentCoupling(), x, grid, in_eval_mode(ema))
+    i, z = _draws(grid, len(x))
+    s = grid[0]
+    lo, hi = s[i], s[i + 1]
+    with torch.no_grad():
+        target = net(x + lo.view(-1, 1, 1, 1) * z, lo)
+        pred = net(x + hi.view(-1, 1, 1, 1) * z, hi)
+    c = 0.00054 * 8  # 0.00054 sqrt(1 * 8 * 8)
+    d = ((pred - target).square().sum((1, 2, 3)) + c**2).sqrt() - c
+    assert loss.item() == pytest.approx((d / (hi - lo)).mean().item(), rel=1e-5)
+
+
 def test_gc_with_mu_zero_is_exactly_the_ic_step(tiny_digits):
     net, ema, x, grid = _setup(tiny_digits)
     f = in_eval_mode(ema)
@@ -59,11 +79,14 @@ def test_gc_with_mu_one_predicts_every_endpoint_from_ema_at_sigma_lo(tiny_digits
     loss, pair, _ = _step(net, GeneratorInducedCoupling(mu=1.0), x, grid, recording_ema)
     assert pair.is_gc.all()
     ((x_in, sigma),) = calls
-    # Same z, lower noise level sigma_i: the pair's own x_lo is e + sigma_i z, the
-    # predictor's input is x + sigma_i z.
-    sigma_lo = (pair.x_lo - pair.endpoint) / pair.noise
-    assert torch.allclose(sigma_lo.flatten(1).median(1).values, sigma, rtol=1e-4)
-    assert torch.allclose(x_in, x + sigma[:, None, None, None] * pair.noise)
+    # The draws redone from the step's seed, in training_step's order: i, then z.
+    i, z = _draws(grid, len(x))
+    assert torch.equal(sigma, grid[0][i]) and torch.equal(pair.noise, z)
+    # Same z, lower noise level sigma_i: the predictor sees x + sigma_i z, the pair is
+    # (e + sigma_i z, e + sigma_{i+1} z).
+    assert torch.allclose(x_in, x + grid[0][i].view(-1, 1, 1, 1) * z)
+    assert torch.allclose(pair.x_lo, pair.endpoint + grid[0][i].view(-1, 1, 1, 1) * z)
+    assert torch.allclose(pair.x_hi, pair.endpoint + grid[0][i + 1].view(-1, 1, 1, 1) * z)
     assert torch.equal(pair.endpoint, in_eval_mode(ema)(x_in, sigma))
     assert not torch.allclose(pair.endpoint, x)
     assert not pair.endpoint.requires_grad
