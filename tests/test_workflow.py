@@ -159,11 +159,32 @@ def test_tiny_end_to_end_run_through_submitit_local(workdir):
         assert (results / name).exists(), name
     table = (results / "tables/table1.md").read_text()
     assert "fd_digits" in table and "2/2" in table
+    claims = (results / "claims.md").read_text()
+    assert "Verdict rule" in claims and "| GC ends below IC " in claims
+    assert re.search(r"\| GC ends below IC .*\| +2 \|", claims)  # two seeds paired
+    # Snakemake's own HTML report gathers the claims, the tables and the figures.
+    out = _snakemake(
+        workdir, "--report", "results/report.html", "--configfile", "workflow/config/tiny.yaml"
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    html = (results / "report.html").read_text()
+    assert "claims.html" in html and "GC ends below IC" in _embedded_text(html)
     for run in (results / "runs").glob("*/*/s*"):
         jobs = checkpoint.read_jsonl(run / "jobs.jsonl")
         assert [j["name"] for j in jobs] == ["train", "evaluate"]
         assert all(j["cluster"] == "local" for j in jobs)
         assert (run / "logs" / "train.err").resolve().exists()
+
+
+def _embedded_text(html: str) -> str:
+    """The report's text with the files it embeds (base64 data URIs) decoded."""
+    import base64
+
+    decoded = [
+        base64.b64decode(m).decode("utf-8", "replace")
+        for m in re.findall(r"data:text/html[^,]*;base64,([A-Za-z0-9+/=]+)", html)
+    ]
+    return html + "".join(decoded)
 
 
 def _fake_run(root: Path, variant: str, seed: int, value: float | None) -> Path:
