@@ -70,7 +70,8 @@ def test_run_directory_contents(tmp_path, tiny_digits):
     prov = checkpoint.read_jsonl(tmp_path / "provenance.jsonl")[0]
     for key in ("git_commit", "git_dirty", "versions", "host", "seed", "slurm_job_id"):
         assert key in prov
-    assert prov["versions"]["torch"] == torch.__version__.split("+")[0] or prov["versions"]["torch"]
+    # The installed distribution's version; torch.__version__ may add a local tag (+cu130).
+    assert prov["versions"]["torch"] == torch.__version__.split("+")[0]
     assert json.loads((tmp_path / "done.json").read_text())["step"] == 40
 
 
@@ -93,6 +94,38 @@ def test_ema_follows_the_schedule(tmp_path, tiny_digits):
     assert not torch.equal(
         after_five["net"]["backbone.out_conv.bias"], after_five["ema"]["backbone.out_conv.bias"]
     )
+
+
+def test_ema_value_after_the_averaging_at_step_5():
+    from gcbench.ema import update_ema
+
+    net, ema = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    for k in range(6):  # optimizer steps 0..5; the weights after step k are all k + 1
+        for t in (net.weight, net.bias, net.running_mean):
+            t.data.fill_(k + 1.0)
+        net.num_batches_tracked.fill_(10 * k)
+        update_ema(ema, net, k, beta=0.9999, every=5)
+    # Copy at 0 (value 1), untouched at 1-4, then decay = 1 - (1 + 5)^(-2/3) = 0.69715 at 5.
+    expected = 0.69715 * 1 + (1 - 0.69715) * 6
+    for t in (ema.weight, ema.bias, ema.running_mean):  # buffers averaged like weights
+        assert torch.allclose(t, torch.full((3,), expected), atol=1e-4)
+    assert ema.num_batches_tracked.item() == 50  # integer buffers are copied
+
+
+@pytest.mark.parametrize("endpoint", ["online", "ema"])
+def test_gc_endpoint_network_is_the_configured_one(tmp_path, tiny_digits, monkeypatch, endpoint):
+    import gcbench.train as train_module
+
+    wrapped = []
+    real = train_module.in_eval_mode
+    monkeypatch.setattr(train_module, "in_eval_mode", lambda net: wrapped.append(net) or real(net))
+    c = tiny_digits("gc", "mu=1.0", f"endpoint={endpoint}", "total_steps=6", "snapshot_every=6")
+    train(c, tmp_path, progress=False)
+    (predictor,) = wrapped
+    final = checkpoint.load(checkpoint.find_snapshot(tmp_path, "final"))
+    other = "ema" if endpoint == "online" else "net"
+    _assert_bitwise_equal(predictor.state_dict(), final["net" if endpoint == "online" else "ema"])
+    assert not all(torch.equal(v, final[other][k]) for k, v in predictor.state_dict().items())
 
 
 def _fixed_batch_loss(net, c):
