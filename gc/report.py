@@ -240,6 +240,40 @@ def summary_table(
 PAIRED_COLUMN = "paired Δ vs IC (same dataset, budget, seed)"
 
 
+def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.DataFrame:
+    """Table 3's "same wall-clock as IC" row per dataset of the ablations: the GC run (mu = 0.5)
+    at its snapshot nearest to IC's measured training seconds, on the curve's protocol."""
+    out = []
+    known = claims.with_roles(frame)
+    for dataset in ablations["dataset"].dropna().unique():
+        curves = claims.curve_values(known[known.dataset == dataset], dataset)
+        per_seed = claims.same_wallclock(curves) if not curves.empty else pd.DataFrame()
+        if per_seed.empty:
+            continue
+        mean, half = mean_ci(per_seed["gc"])
+        paired = per_seed["gc"] - per_seed["ic"]
+        paper = published.SAME_WALLCLOCK_FID.get(dataset)
+        steps = ", ".join(str(int(s)) for s in per_seed["gc_step"])
+        out.append(
+            {
+                "experiment": f"{dataset} (the GC runs)",
+                "variant": "gc at IC's wall-clock",
+                "metric": f"{primary(dataset)[0]} (curve: 1-step, n={curves.n.max():g}, ema; "
+                f"GC's snapshot nearest IC's training seconds: steps {steps})",
+                "ours": _fmt(mean, half),
+                "mean": mean,
+                "ci95": half,
+                "seeds": f"{len(per_seed)}/{len(per_seed)}",
+                "paper": paper,
+                "gap": None if paper is None else round(mean - paper, 2),
+                PAIRED_COLUMN: _fmt(*mean_ci(paired)),
+                "pairs": len(paired),
+                "missing seeds": "",
+            }
+        )
+    return pd.DataFrame(out)
+
+
 def _kid_is_columns(group, dataset, role, steps, weights, n) -> dict:
     """KID×10² (clean-mode features) and Inception Score, ours beside the paper's."""
     out = {}
@@ -440,6 +474,8 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
                 suffix = "" if steps == 1 else f"_{int(steps)}step"
                 suffix += "" if weights == "ema" else f"_{weights}"
                 table = summary_table(sub, int(steps), weights, pool=frame)
+                if name == "table3" and steps == 1 and weights == "ema":
+                    table = pd.concat([table, same_wallclock_table(frame, sub)], ignore_index=True)
                 write_tables(table, results / "tables", f"{name}{suffix}")
                 written.append(results / "tables" / f"{name}{suffix}.md")
     if "table1" not in [p.stem for p in written]:  # the rule's declared output exists regardless

@@ -167,3 +167,30 @@ def test_mu_sweep_keeps_one_protocol_and_plots_ic_apart(tmp_path):
     assert sorted(gc["mu"].unique()) == [0.0, 0.3, 0.5]
     assert set(gc.loc[gc.mu == 0.5, "value"]) == {6.9}
     assert ic.empty  # IC has no 10k row: it is left out rather than mixed in
+
+
+def _curve(run: Path, values: list[float], seconds_per_step: float) -> None:
+    rows = ["step,train_seconds,metric,value,n,steps,weights,mode,label"]
+    for k, value in enumerate(values, start=1):
+        step = 10_000 * k
+        rows.append(f"{step},{step * seconds_per_step},fid,{value},10000,1,ema,legacy_tensorflow,")
+    (run / "eval" / "curve.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_same_wall_clock_is_the_gc_run_at_ic_training_seconds(tmp_path):
+    runs = []
+    for seed in range(2):
+        ic = _run(tmp_path, "cifar10", "ic", seed, [{"fid": 7.0, "n": 50_000}])
+        gc = _run(tmp_path, "cifar10", "gc", seed, [{"fid": 6.0, "n": 50_000}])
+        # Ten snapshots; GC is 25% slower per step, so at IC's 100 s it is at step 80 000.
+        _curve(ic, [20 - k for k in range(10)], 0.001)
+        _curve(gc, [19 - k - 0.5 * seed for k in range(10)], 0.00125)
+        runs += [ic, gc]
+        runs.append(_run(tmp_path, "abl", "gc_dropout", seed, [{"fid": 8.0, "n": 50_000}]))
+    report(tmp_path, runs, {"cifar10": "table1", "abl": "table3"})
+    table = pd.read_csv(tmp_path / "tables" / "table3.csv").set_index("variant")
+    row = table.loc["gc at IC's wall-clock"]
+    assert "steps 80000, 80000" in row["metric"] and "n=10000" in row["metric"]
+    assert row["mean"] == pytest.approx((12 + 11.5) / 2)  # step 80 000: 19 - 7 - 0.5 seed
+    assert row["paper"] == 6.38 and row["pairs"] == 2
+    assert row[PAIRED_COLUMN].startswith("0.75 ±")  # minus IC's last curve value, 11
