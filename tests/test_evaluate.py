@@ -4,11 +4,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from cleanfid.fid import compute_fid
 from gcbench import digits_metric, features, metrics
 from gcbench import evaluate as evaluate_module
 from gcbench.assets import MissingAssetError
 from gcbench.evaluate import EvalSpec, evaluate, evaluate_curve
 from gcbench.recipes import resolve
+from gcbench.sample import load_network, sample, to_uint8
 from gcbench.train import train
 
 PROVENANCE = {"implementation", "version", "reference_split", "extractor", "extractor_sha256"}
@@ -34,11 +36,16 @@ def test_frechet_distance_matches_the_closed_form_for_gaussians():
     assert metrics.frechet_distance(*m1, *m2) == pytest.approx(metrics.frechet_2d(x, y), rel=1e-6)
 
 
-def test_fid_of_a_set_with_itself_is_zero():
-    feats = np.random.default_rng(1).normal(size=(300, 32))
-    assert metrics.frechet_distance(
-        *metrics.gaussian_moments(feats), *metrics.gaussian_moments(feats)
-    ) == pytest.approx(0, abs=1e-6)
+def test_fid_of_shifted_and_scaled_copies_has_the_closed_form():
+    feats = np.random.default_rng(1).normal(size=(300, 32)) @ np.diag(np.linspace(0.5, 2, 32))
+    shift = np.linspace(-1, 1, 32)
+    mu, sigma = metrics.gaussian_moments(feats)
+    # Same covariance: only ||shift||^2 remains.
+    shifted = metrics.frechet_distance(mu, sigma, *metrics.gaussian_moments(feats + shift))
+    assert shifted == pytest.approx((shift**2).sum(), rel=1e-6)
+    # S2 = a^2 S1: tr(S1 + a^2 S1 - 2 a S1) = (1 - a)^2 tr S1 (the matrix square root at work).
+    scaled = metrics.frechet_distance(mu, sigma, *metrics.gaussian_moments(3 * feats - 2 * mu))
+    assert scaled == pytest.approx(4 * np.trace(sigma), rel=1e-6)
 
 
 def test_clean_fid_and_torch_fidelity_agree_on_the_same_features():
@@ -88,18 +95,56 @@ def test_offline_inception_computes_fid_end_to_end(tmp_path, cache):
     )
     record = evaluate(tmp_path / "run", spec=spec)
     fid = next(m for m in record["metrics"] if m["metric"] == "fid")
-    assert np.isfinite(fid["value"]) and fid["value"] > 0
+    # The same samples again (per-image seeds) against the cached reference moments.
+    net, config, _ = load_network(tmp_path / "run", device="cpu")
+    samples = to_uint8(sample(net, 6, (3, 32, 32), seed=0, sigma_max=config.sigma_max))
+    feats = features.offline_inception("cpu", workers=1)(samples)
+    (moments,) = [np.load(p) for p in cache.glob("reference/cifar10-train-clean-*.moments.npz")]
+    again = metrics.frechet_distance(
+        *metrics.gaussian_moments(feats), moments["mu"], moments["sigma"]
+    )
+    assert fid["value"] == pytest.approx(again, rel=1e-4) and again > 1
     assert "OFFLINE" in fid["extractor"] and fid["mode"] == "clean"
     assert {m["metric"] for m in record["metrics"]} >= {"fid", "kid", "precision", "recall"}
     pr = next(m for m in record["metrics"] if m["metric"] == "precision")
     assert pr["reference_subset"] | {"rule": ""} == {"size": 12, "of": 12, "seed": 0, "rule": ""}
-    assert list(cache.glob("reference/cifar10-train-clean-*.moments.npz"))  # cached once
-    # The same images against themselves: FID 0 through the whole pipeline.
-    extractor = features.offline_inception("cpu", workers=1)
-    f = extractor(np.load(data / "train.npy")[:6])
-    assert metrics.frechet_distance(
-        *metrics.gaussian_moments(f), *metrics.gaussian_moments(f)
-    ) == pytest.approx(0, abs=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["clean", "legacy_tensorflow"])
+def test_our_feature_path_matches_clean_fid_compute_fid(tmp_path, mode):
+    # What is compared is the path around the network (resize, channels, batching, moments),
+    # so the offline Inception runs at 96x96 here, ten times cheaper on a CPU than at 299, its
+    # fixed 8x8 pool replaced by a global mean, and only 64 of its 2048 features are kept: the
+    # matrix square root of a 2048x2048 covariance takes tens of CPU seconds.
+    layers = torch.jit.load(str(features.offline_inception_path())).net.layers
+    body = torch.nn.Sequential(*list(layers.children())[:-1]).eval()
+
+    @torch.no_grad()
+    def network(x):
+        x = torch.nn.functional.interpolate(x, size=(96, 96), mode="bilinear", antialias=True)
+        return body((x - 128) / 128).mean((2, 3))[:, :64]
+
+    ours = features.InceptionFeatures(network, mode, "test", "", torch.device("cpu"), workers=2)
+    rng = np.random.default_rng(6)
+    base = rng.integers(0, 256, size=(1, 32, 32, 3))
+    a = np.clip(base + rng.integers(-40, 40, size=(6, 32, 32, 3)), 0, 255).astype(np.uint8)
+    b = np.clip(base[..., ::-1] + rng.integers(-60, 60, size=(6, 32, 32, 3)), 0, 255)
+    b = b.astype(np.uint8)
+    fa, fb = ours(a, batch_size=3), ours(b, batch_size=3)
+    theirs = compute_fid(
+        str(digits_metric.write_png_folder(a, tmp_path / "a")),
+        str(digits_metric.write_png_folder(b, tmp_path / "b")),
+        mode=mode,
+        custom_feat_extractor=network,
+        device=torch.device("cpu"),
+        num_workers=0,
+        batch_size=5,
+        verbose=False,
+    )
+    ours_fid = metrics.frechet_distance(
+        *metrics.gaussian_moments(fa), *metrics.gaussian_moments(fb)
+    )
+    assert ours_fid == pytest.approx(theirs, rel=1e-3) and theirs > 1
 
 
 def test_missing_asset_fails_before_sampling(tmp_path):
@@ -119,10 +164,19 @@ def test_missing_asset_fails_before_sampling(tmp_path):
     assert not (run / "eval").exists()
 
 
-def test_digits_classifier_is_accurate_and_deterministic(cache):
+def test_digits_classifier_is_accurate(cache):
     model, _, acc = digits_metric.classifier(cache)
     assert acc >= 0.95
     assert digits_metric.accuracy(model, "test") == acc
+
+
+def test_digits_classifier_training_is_deterministic():
+    def weights(seed):
+        return digits_metric.train_classifier(seed=seed, epochs=2).state_dict()
+
+    first, second, other = weights(0), weights(0), weights(1)
+    assert all(torch.equal(v, second[k]) for k, v in first.items())  # trained twice, bitwise
+    assert not all(torch.equal(v, other[k]) for k, v in first.items())  # the seed matters
 
 
 def test_fd_digits_of_real_held_out_digits_is_far_below_noise(cache):
@@ -151,9 +205,9 @@ def test_eval_json_holds_every_provenance_field(tmp_path, cache, tiny_digits):
         "weights": "online",
         "seed": 7,
         "resamplings": 1,
-        "quantisation": written["sampling"]["quantisation"],
+        "quantisation": evaluate_module.CLIP,
     }
-    assert "clipped" in written["sampling"]["quantisation"]
+    assert written["sampling"]["quantisation"].startswith("clipped to [-1, 1], quantised to uint8")
     assert written["snapshot_step"] == 20
     for m in written["metrics"]:
         assert PROVENANCE <= m.keys(), m
@@ -202,6 +256,7 @@ def test_toy_transport_cost_per_sigma(tmp_path):
     record = evaluate(tmp_path, spec=EvalSpec(n=500, device="cpu"))
     names = {m["metric"] for m in record["metrics"]}
     assert names == {"frechet_2d", "sliced_wasserstein"}
+    assert record["sampling"]["quantisation"] == "none"  # 2-D points are not images
     by_sigma = {}
     for row in record["transport_cost"]:
         by_sigma.setdefault(row["sigma"], {})[row["coupling"]] = row["transport_cost"]
