@@ -72,3 +72,21 @@ def test_unet_init_scale_of_every_layer_follows_edm():
         assert w.abs().max() <= bound * (1 + 1e-6), name
         assert w.abs().max() >= 0.9 * bound, name
         assert torch.count_nonzero(m.bias) == 0, name
+
+
+def test_preconditioning_at_an_interior_sigma():
+    seen = {}
+
+    def backbone(x_in, c_noise):  # records F's inputs and returns F = 1 everywhere
+        seen.update(x_in=x_in, c_noise=c_noise)
+        return torch.ones_like(x_in)
+
+    f = ConsistencyFunction(backbone, sigma_min=0.002, sigma_data=0.5)
+    x = torch.full((2, 3), 4.0)
+    out = f(x, torch.tensor([2.0, 2.0]))
+    # sigma = 2: c_skip = 0.25 / (1.998^2 + 0.25), c_out = 0.5 * 1.998 / sqrt(4.25),
+    # c_in = 1 / sqrt(4.25), c_noise = ln(2) / 4.
+    c_skip, c_out, c_in = 0.25 / (1.998**2 + 0.25), 0.999 / 4.25**0.5, 1 / 4.25**0.5
+    assert torch.allclose(seen["x_in"], torch.full((2, 3), 4.0 * c_in))
+    assert torch.allclose(seen["c_noise"], torch.full((2,), 0.1732868), atol=1e-6)
+    assert torch.allclose(out, torch.full((2, 3), 4.0 * c_skip + c_out))
