@@ -363,3 +363,46 @@ def test_preempted_training_job_requeues_and_resumes_exactly(tmp_path, uninterru
     for part in ("net", "ema"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
     assert a["step"] == b["step"] == 60
+
+
+@pytest.mark.slow
+def test_a_failed_run_still_gets_the_tables_with_it_listed(workdir):
+    (workdir / "fail.yaml").write_text(
+        "cluster: local\nthreads_per_job: 1\n"
+        "eval: {n: 100, curve_n: 50, steps: [1], weights: [ema], device: cpu}\n"
+        "experiments:\n  digits8:\n    dataset: digits8\n    seeds: [0]\n"
+        "    set: [total_steps=10, batch_size=16, mlp_hidden=32, snapshot_every=5, log_every=5]\n"
+        "    variants:\n      ic: {variant: ic}\n"
+        # Lion at lr=1e30: the loss is NaN after the first update, so this run fails.
+        "      gc: {variant: gc, set: [lr=1e30]}\n"
+    )
+    out = _snakemake(workdir, "--cores", "2", "--keep-going", "--configfile", "fail.yaml")
+    assert out.returncode != 0 and "Error in rule train" in out.stdout + out.stderr
+    table = (workdir / "results/tables/table1.md").read_text()
+    assert re.search(r"\| digits8 +\| ic .*\| 1/1 ", table)
+    # The failed run: 0 of 1 seeds, no pair, seed 0 listed as missing.
+    assert re.search(r"\| digits8 +\| gc .*\| 0/1 .*\| +0 \| +0 \|$", table, re.M)
+    readme = (workdir / "results/README.md").read_text()
+    assert "results/runs/digits8/gc/s0" in readme and "missing or incomplete" in readme
+
+
+def test_hand_run_report_expects_the_configured_runs(workdir):
+    _fake_run(workdir / "results", "ic", 0, 10.0)
+    _fake_run(workdir / "results", "gc", 0, 8.0)
+    study = workdir / "study.yaml"
+    study.write_text(
+        "experiments:\n  digits8:\n    dataset: digits8\n    seeds: [0, 1]\n"
+        "    variants: {ic: {variant: ic}, gc: {variant: gc}}\n"
+    )
+    gcbench = [sys.executable, "-m", "gcbench", "report"]
+    bare = subprocess.run(gcbench, cwd=workdir, capture_output=True, text=True)
+    assert bare.returncode != 0 and "--study" in bare.stderr
+    out = subprocess.run(
+        [*gcbench, "--study", str(study)], cwd=workdir, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    table = summary_table(tidy([workdir / "results/runs/digits8/gc/s0"]))  # what exists: 1/1
+    assert table.loc[0, "seeds"] == "1/1"
+    written = (workdir / "results/tables/table1.md").read_text()
+    # Seed 1 is configured but never started: 1 of 2 seeds, and seed 1 listed as missing.
+    assert re.search(r"\| gc .*\| 1/2 .*\| +1 \|$", written, re.M)
