@@ -553,20 +553,29 @@ def data() -> None:
     help="Where the raw data is (see `gcbench.prepare.SOURCES`).",
 )
 @click.option("--data-dir", default="data", show_default=True, type=click.Path(path_type=Path))
-def data_prepare(name: str, source: Path | None, data_dir: Path) -> None:
+@click.option(
+    "--construction",
+    default=None,
+    metavar="NAME",
+    help="How to build it (gcbench.prepare.CONSTRUCTIONS); default: the official script's "
+    "(imagenet32: resize-centercrop, or downsampled-npz; celeba64: train-split, or all-images).",
+)
+def data_prepare(name: str, source: Path | None, data_dir: Path, construction: str | None) -> None:
     """Convert a dataset to the training format.
 
     \b
     Examples:
       gcbench data prepare cifar10                          # downloads with torchvision
-      gcbench data prepare imagenet32 --source ~/Imagenet32_train_npz
+      gcbench data prepare imagenet32 --source ~/ILSVRC2012/train
+      gcbench data prepare imagenet32 --source ~/Imagenet32_train_npz \\
+          --construction downsampled-npz
       gcbench data prepare celeba64 --source ~/torchvision_root
       gcbench data prepare lsun_church64 --source ~/lsun/church_outdoor_train_export
     """
     from .prepare import PrepareError, prepare
 
     try:
-        path = prepare(name, source, data_dir)
+        path = prepare(name, source, data_dir, construction)
     except PrepareError as err:
         _fail(str(err))
     click.echo(f"{name} -> {path}")

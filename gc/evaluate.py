@@ -23,7 +23,7 @@ import torch
 from scipy.stats import t as student_t
 from tqdm import tqdm
 
-from . import assets, checkpoint, digits_metric, features, metrics, provenance, runtime
+from . import assets, checkpoint, digits_metric, features, metrics, prepare, provenance, runtime
 from .couplings import generator_induced_endpoint, ot_permutation
 from .data import DATASETS, dataset_path, digits, load_uint8_array, toy2d
 from .sample import load_network, sample, to_uint8
@@ -73,20 +73,37 @@ def check_inputs(dataset: str, data_dir: str, spec: EvalSpec) -> dict:
     for mode in spec.modes:
         if dataset == "cifar10" and spec.extractor == "standard":
             needed[f"stats-{mode}"] = assets.require(f"stats-cifar10-{mode}", spec.cache)
-        elif not _reference_path(dataset, mode, needed["extractor_sha256"], spec).exists():
+        elif not _reference_path(
+            dataset, data_dir, mode, needed["extractor_sha256"], spec
+        ).exists():
             load_uint8_array(dataset_path(dataset, data_dir), dataset)  # raises with the fix
     return needed
 
 
-def _reference_path(dataset: str, mode: str, extractor_sha256: str, spec: EvalSpec) -> Path:
-    name = f"{dataset}-{REFERENCE_SPLIT}-{mode}-{extractor_sha256[:16]}.npy"
+def reference_dataset(dataset: str, data_dir: str) -> dict:
+    """How the prepared reference array was built (its manifest), for every row that uses it."""
+    manifest = prepare.read_manifest(dataset, data_dir) or {}
+    return {
+        "reference_construction": manifest.get("construction", "unrecorded (no manifest.json)"),
+        "reference_dataset_sha256": manifest.get("sha256"),
+    }
+
+
+def _reference_path(
+    dataset: str, data_dir: str, mode: str, extractor_sha256: str, spec: EvalSpec
+) -> Path:
+    """Cached by dataset, split, mode, extractor hash and the prepared array's hash: another
+    construction of the same dataset gets its own features."""
+    data_sha256 = reference_dataset(dataset, data_dir)["reference_dataset_sha256"]
+    tag = f"-data{data_sha256[:12]}" if data_sha256 else ""
+    name = f"{dataset}-{REFERENCE_SPLIT}-{mode}-{extractor_sha256[:16]}{tag}.npy"
     return spec.cache / "reference" / name
 
 
 def reference_features(dataset: str, data_dir: str, mode: str, extractor, spec: EvalSpec):
     """Features of the whole prepared training set, computed once with the evaluation's own
     pipeline and cached by dataset, split, mode and extractor hash; None if not prepared."""
-    path = _reference_path(dataset, mode, extractor.weights_sha256, spec)
+    path = _reference_path(dataset, data_dir, mode, extractor.weights_sha256, spec)
     if not path.exists():
         source = dataset_path(dataset, data_dir)
         if not source.exists():
@@ -123,6 +140,7 @@ def _image_metrics(
     dataset, data_dir, images: np.ndarray, spec: EvalSpec, needed: dict, device, headline_only=False
 ):
     rows = []
+    construction = reference_dataset(dataset, data_dir)
     for mode in spec.modes:
         extractor = make_extractor(mode, spec, needed, device)
         feats = extractor(images, progress=True)
@@ -130,9 +148,14 @@ def _image_metrics(
         if f"stats-{mode}" in needed:
             stats = np.load(needed[f"stats-{mode}"])
             moments, source = (stats["mu"], stats["sigma"]), "clean-fid precomputed statistics"
+            fid_reference = {  # KID and PR still use the prepared array (`construction`)
+                "reference_construction": f"clean-fid precomputed statistics of {dataset} train",
+                "reference_dataset_sha256": None,
+            }
         else:
-            path = _reference_path(dataset, mode, extractor.weights_sha256, spec)
+            path = _reference_path(dataset, data_dir, mode, extractor.weights_sha256, spec)
             moments, source = reference_moments(path, ref), "computed with the same pipeline"
+            fid_reference = construction
         protocol = dict(
             mode=mode,
             reference=f"{dataset} {REFERENCE_SPLIT}, {source}",
@@ -148,10 +171,12 @@ def _image_metrics(
                 implementation="clean-fid",
                 version=provenance.package_version("clean-fid"),
                 **protocol,
+                **fid_reference,
             )
         )
         if mode != "clean" or headline_only:
             continue
+        protocol |= construction
         # KID and precision/recall on the same samples' clean-mode features.
         tf = dict(
             implementation="torch-fidelity", version=provenance.package_version("torch-fidelity")

@@ -7,7 +7,7 @@ import torch
 from cleanfid.fid import compute_fid
 from gcbench import digits_metric, features, metrics
 from gcbench import evaluate as evaluate_module
-from gcbench.assets import MissingAssetError
+from gcbench.assets import MissingAssetError, sha256
 from gcbench.evaluate import EvalSpec, evaluate, evaluate_curve
 from gcbench.recipes import resolve
 from gcbench.sample import load_network, sample, to_uint8
@@ -71,6 +71,8 @@ def test_offline_inception_computes_fid_end_to_end(tmp_path, cache):
     data = tmp_path / "data" / "cifar10"
     data.mkdir(parents=True)
     np.save(data / "train.npy", rng.integers(0, 256, size=(12, 32, 32, 3), dtype=np.uint8))
+    manifest = {"construction": "torchvision-train", "sha256": sha256(data / "train.npy")}
+    (data / "manifest.json").write_text(json.dumps(manifest))
     c = resolve(
         "cifar10-gc",
         [
@@ -99,7 +101,10 @@ def test_offline_inception_computes_fid_end_to_end(tmp_path, cache):
     net, config, _ = load_network(tmp_path / "run", device="cpu")
     samples = to_uint8(sample(net, 6, (3, 32, 32), seed=0, sigma_max=config.sigma_max))
     feats = features.offline_inception("cpu", workers=1)(samples)
-    (moments,) = [np.load(p) for p in cache.glob("reference/cifar10-train-clean-*.moments.npz")]
+    tag = f"data{manifest['sha256'][:12]}"
+    (moments,) = [
+        np.load(p) for p in cache.glob(f"reference/cifar10-train-clean-*{tag}.moments.npz")
+    ]
     again = metrics.frechet_distance(
         *metrics.gaussian_moments(feats), moments["mu"], moments["sigma"]
     )
@@ -107,6 +112,9 @@ def test_offline_inception_computes_fid_end_to_end(tmp_path, cache):
     assert "OFFLINE" in fid["extractor"] and fid["mode"] == "clean"
     assert {m["metric"] for m in record["metrics"]} >= {"fid", "kid", "precision", "recall"}
     pr = next(m for m in record["metrics"] if m["metric"] == "precision")
+    for m in (fid, pr):  # how the reference array was built, in every row that uses it
+        assert m["reference_construction"] == "torchvision-train"
+        assert m["reference_dataset_sha256"] == manifest["sha256"]
     assert pr["reference_subset"] | {"rule": ""} == {"size": 12, "of": 12, "seed": 0, "rule": ""}
 
 
