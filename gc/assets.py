@@ -10,14 +10,14 @@ otherwise the hash recorded at fetch time is what later loads are checked agains
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import atomic_write
+from .catalog import FID_MODES
+from .checkpoint import atomic_write, sha256  # noqa: F401  (sha256 re-exported)
 
 DEFAULT_CACHE = Path("~/.cache/gcbench").expanduser()
 _CLEANFID_STATS = "https://www.cs.cmu.edu/~clean-fid/stats"
@@ -49,21 +49,13 @@ ASSETS: dict[str, Asset] = {
             f"{_CLEANFID_STATS}/cifar10_{mode}_train_32.npz",
             f"clean-fid's CIFAR-10 training-set statistics ({mode} mode)",
         )
-        for mode in ("clean", "legacy_tensorflow")
+        for mode in FID_MODES
     },
 }
 
 
 class MissingAssetError(FileNotFoundError):
     pass
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _manifest(cache: Path) -> dict:

@@ -17,6 +17,7 @@ later (a full disk, a bad copy) is detected and the run resumes from the previou
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -84,10 +85,13 @@ class CorruptStateError(RuntimeError):
     pass
 
 
-def _sha256(path: Path) -> str:
-    from .assets import sha256
-
-    return sha256(path)
+def sha256(path: Path) -> str:
+    """The file's sha256, read in 1 MiB blocks (used for resume states, assets and datasets)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _sidecar(path: Path) -> Path:
@@ -102,7 +106,7 @@ def save_state(obj: dict, path: Path) -> None:
     import torch
 
     atomic_write(tmp, lambda f: torch.save(obj, f))
-    atomic_write(_sidecar(tmp), lambda f: f.write(_sha256(tmp).encode()))
+    atomic_write(_sidecar(tmp), lambda f: f.write(sha256(tmp).encode()))
     prev = path.with_name(path.name.replace(".pt", ".prev.pt"))
     if path.exists() and _sidecar(path).exists():
         os.replace(path, prev)
@@ -116,7 +120,7 @@ def _verified(path: Path) -> dict | None:
     sidecar = _sidecar(path)
     if not path.exists() or not sidecar.exists():
         return None
-    if _sha256(path) != sidecar.read_text().strip():
+    if sha256(path) != sidecar.read_text().strip():
         return None
     try:
         return load(path)

@@ -11,7 +11,7 @@ import click
 
 from . import checkpoint
 from .assets import DEFAULT_CACHE
-from .catalog import COUPLINGS
+from .catalog import COUPLINGS, FID_MODES, PAPER_DATASETS
 from .recipes import RECIPES, ConfigError, describe_recipes, resolve
 
 
@@ -149,8 +149,8 @@ _MODES = click.option(
     "--mode",
     "modes",
     multiple=True,
-    type=click.Choice(["clean", "legacy_tensorflow"]),
-    default=["clean", "legacy_tensorflow"],
+    type=click.Choice(FID_MODES),
+    default=FID_MODES,
     show_default=True,
     help="clean-fid modes (paper datasets).",
 )
@@ -545,7 +545,7 @@ def data() -> None:
 
 
 @data.command(name="prepare")
-@click.argument("name", type=click.Choice(["cifar10", "imagenet32", "celeba64", "lsun_church64"]))
+@click.argument("name", type=click.Choice(PAPER_DATASETS))
 @click.option(
     "--source",
     type=click.Path(path_type=Path),

