@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,16 +34,25 @@ def _clean_resize_one(image: np.ndarray) -> np.ndarray:
     return build_resizer("clean")(image)
 
 
-def clean_resize(images: np.ndarray, workers: int) -> np.ndarray:
+def clean_resize(images: np.ndarray, pool=None) -> np.ndarray:
     """clean-fid's clean-mode resize (PIL bicubic on float32, to 299x299) of uint8 NHWC images;
-    returns float32 NCHW in [0, 255]. The resize is per image on the CPU, so spread it out."""
-    if workers > 1 and len(images) >= 4 * workers:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers) as pool:
-            out = pool.map(_clean_resize_one, list(images), chunksize=16)
+    returns float32 NCHW in [0, 255]. The resize is per image on the CPU: given a process
+    `pool`, it is spread over the pool's workers."""
+    if pool is not None:
+        out = pool.map(_clean_resize_one, list(images), chunksize=16)
     else:
         out = [_clean_resize_one(im) for im in images]
     return np.stack(out).transpose(0, 3, 1, 2).astype(np.float32)
+
+
+@contextmanager
+def _resize_pool(workers: int, count: int):
+    """One process pool for a whole extraction (None when too small to pay for the fork)."""
+    if workers < 2 or count < 4 * workers:
+        yield None
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield pool
 
 
 @dataclass
@@ -63,16 +73,20 @@ class InceptionFeatures:
         # The network's own float32, written in place: a whole training set's features in
         # float64 (or a list plus its concatenation) would double the peak memory.
         feats = None
-        for start in tqdm(range(0, len(images), batch_size), disable=not progress, unit="batch"):
-            chunk = images[start : start + batch_size]
-            if self.mode == "clean":
-                x = torch.from_numpy(clean_resize(chunk, self.workers))
-            else:
-                x = torch.from_numpy(chunk.transpose(0, 3, 1, 2).astype(np.float32))
-            out = self.network(x.to(self.device)).float().cpu().numpy()
-            if feats is None:
-                feats = np.empty((len(images), out.shape[1]), dtype=np.float32)
-            feats[start : start + len(out)] = out
+        workers = self.workers if self.mode == "clean" else 0
+        with _resize_pool(workers, len(images)) as pool:
+            for start in tqdm(
+                range(0, len(images), batch_size), disable=not progress, unit="batch"
+            ):
+                chunk = images[start : start + batch_size]
+                if self.mode == "clean":
+                    x = torch.from_numpy(clean_resize(chunk, pool))
+                else:
+                    x = torch.from_numpy(chunk.transpose(0, 3, 1, 2).astype(np.float32))
+                out = self.network(x.to(self.device)).float().cpu().numpy()
+                if feats is None:
+                    feats = np.empty((len(images), out.shape[1]), dtype=np.float32)
+                feats[start : start + len(out)] = out
         return feats
 
 
