@@ -9,6 +9,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -140,6 +141,32 @@ def _sigma_grid(n: int, c: TrainConfig, device: torch.device) -> tuple[Tensor, T
     return sigmas.to(device), probs.to(device), loss_weights(sigmas).to(device)
 
 
+@dataclass
+class _Run:
+    """What one training run holds between steps: set up by `_setup`, advanced by the loop."""
+
+    c: TrainConfig
+    run_dir: Path
+    shard: Shard
+    device: torch.device
+    data: TrainingData
+    layout: torch.memory_format | None
+    net: nn.Module  # the online network
+    ema: nn.Module
+    model: nn.Module  # net as trained: DDP-wrapped and/or compiled
+    optimizer: torch.optim.Optimizer
+    gen: torch.Generator  # sigma indices, noise, GC choices: shared by every rank
+    coupling: Coupling
+    loss_fn: Callable[[Tensor, Tensor], Tensor]
+    endpoint_fn: EndpointFn
+    step: int = 0
+    train_seconds: float = 0.0
+
+    @property
+    def state_path(self) -> Path:
+        return self.run_dir / checkpoint.STATE
+
+
 def train(
     c: TrainConfig,
     run_dir: str | Path,
@@ -154,148 +181,188 @@ def train(
     With several ranks (distributed.py) each trains on its rows of the global batch under DDP;
     only rank 0 writes.
     """
-    run_dir = Path(run_dir)
-    main = shard.is_main
-    if main:
+    run = _setup(c, Path(run_dir), shard)
+    window = _Window(run.device, shard)
+    quiet = not (progress and shard.is_main)
+    bar = tqdm(total=c.total_steps, initial=run.step, unit="step", disable=quiet)
+    grid_points, grid = 0, None
+    tick_start = time.perf_counter()
+
+    while run.step < c.total_steps:
+        if shard.any(should_stop(run.step), run.device):
+            run.train_seconds += time.perf_counter() - tick_start
+            _save_state(run)
+            bar.close()
+            return "stopped"
+
+        # ---- batch and discretisation (the curriculum N(k) grows during training) ----
+        n_points = num_sigma_points(run.step, c.total_steps, c.s0, c.s1)
+        if n_points != grid_points:
+            grid_points, grid = n_points, _sigma_grid(n_points, c, run.device)
+        x = run.data.batch(run.step, c.batch_size, c.seed, run.device, shard.rows(c.batch_size))
+        if run.layout is not None:
+            x = x.contiguous(memory_format=run.layout)
+
+        # ---- coupling, loss, optimizer step and EMA ----
+        loss, pair = _step(run, x, grid)
+        window.add(loss.detach(), pair)
+        run.step += 1
+        bar.update(1)
+
+        # ---- per-tick maintenance: log, snapshot, checkpoint ----
+        if run.step % c.log_every == 0 or run.step == c.total_steps:
+            now = time.perf_counter()
+            run.train_seconds += now - tick_start
+            tick_start = now
+            row = _log(run, window, n_points)
+            bar.set_postfix(loss=f"{row['loss']:.4g}", N=n_points)
+        _save(run, window)
+
+    bar.close()
+    if shard.is_main:
+        checkpoint.write_json(
+            dict(
+                step=run.step, train_seconds=run.train_seconds, final_loss=_last_loss(run.run_dir)
+            ),
+            run.run_dir / "done.json",
+        )
+    return "done"
+
+
+def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
+    """Config check, device, data, then model, EMA, optimizer and RNGs: fresh, or restored
+    from the resume state."""
+    if shard.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    _check_config(run_dir, c, write=main)
+    _check_config(run_dir, c, write=shard.is_main)
     device = pick_device(c.device)
-    cuda = device.type == "cuda"
     # TF32 is a recorded config field: it changes the numbers on Ampere and later GPUs.
     set_tf32(c.tf32)
     data = TrainingData(c.dataset, c.data_dir)
-    rows = shard.rows(c.batch_size)
-    layout = torch.channels_last if cuda and c.channels_last and len(data.shape) == 3 else None
+    channels_last = device.type == "cuda" and c.channels_last and len(data.shape) == 3
+    layout = torch.channels_last if channels_last else None
 
-    # ---- model, EMA, optimizer, RNGs: fresh, or restored from the resume state ----
     torch.manual_seed(c.seed)  # weight init and the dropout stream
     net = build_network(c).to(device, memory_format=layout).train()
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     optimizer = make_optimizer(c, net.parameters())
-    gen = torch.Generator(device).manual_seed(c.seed)  # sigma indices, noise, GC choices
+    gen = torch.Generator(device).manual_seed(c.seed)
     if shard.rank:  # other dropout masks on other ranks; rank 0 matches a 1-process run
         torch.manual_seed(c.seed + 1_000_003 * shard.rank)
-    step, train_seconds = 0, 0.0
-    state_path = run_dir / checkpoint.STATE
-    state = checkpoint.load_state(state_path, log=print if main else lambda message: None)
+    run = _Run(
+        c=c,
+        run_dir=run_dir,
+        shard=shard,
+        device=device,
+        data=data,
+        layout=layout,
+        net=net,
+        ema=ema,
+        model=net,
+        optimizer=optimizer,
+        gen=gen,
+        coupling=COUPLINGS[c.variant](c.mu, c.gc_start_step),
+        loss_fn=LOSSES[c.loss],
+        endpoint_fn=in_eval_mode(ema if c.endpoint == "ema" else net),
+    )
+    log = print if shard.is_main else lambda message: None
+    state = checkpoint.load_state(run.state_path, log=log)
     if state is not None:
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], gen, device, shard)
-        step, train_seconds = state["step"], state["train_seconds"]
-    if main:
+        run.step, run.train_seconds = state["step"], state["train_seconds"]
+    if shard.is_main:
+        event = "resume" if run.step else "start"
         checkpoint.append_jsonl(
-            provenance.collect(
-                event="resume" if step else "start", step=step, seed=c.seed, world_size=shard.world
-            ),
+            provenance.collect(event=event, step=run.step, seed=c.seed, world_size=shard.world),
             run_dir / "provenance.jsonl",
         )
-    model = _compiled(_data_parallel(net, shard, device), c)
+    run.model = _compiled(_data_parallel(net, shard, device), c)
+    return run
 
-    def save_state() -> None:
-        rng = _rng_state(gen, device, shard)  # a collective: every rank takes part
-        if not main:
-            return
-        checkpoint.save_state(
-            dict(
-                net=net.state_dict(),
-                ema=ema.state_dict(),
-                optimizer=optimizer.state_dict(),
-                rng=rng,
-                step=step,
-                train_seconds=train_seconds,
-                config=c.to_dict(),
-            ),
-            state_path,
+
+def _step(run: _Run, x: Tensor, grid: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Pair]:
+    """One optimizer step on batch x: coupling and loss, backward, update, EMA."""
+    with torch.autocast(run.device.type, torch.bfloat16, enabled=run.c.bf16):
+        loss, pair = training_step(
+            run.model,
+            run.coupling,
+            run.loss_fn,
+            x,
+            *grid,
+            step=run.step,
+            gen=run.gen,
+            endpoint_fn=run.endpoint_fn,
+            shard=run.shard,
         )
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.float().backward()
+    run.optimizer.step()
+    update_ema(run.ema, run.net, run.step, run.c.ema_beta, run.c.ema_every)
+    return loss, pair
 
-    def stop_if_not_finite(loss: float) -> None:
-        if not math.isfinite(loss):  # the loss is reduced over ranks: all ranks stop together
-            good = checkpoint.load_state(state_path, log=lambda message: None)
-            kept = (
-                f"the last good state (step {good['step']}) is kept in {state_path}"
-                if good
-                else "no state was saved before it, so a rerun starts from step 0"
-            )
-            raise NonFiniteLossError(
-                f"loss is {loss} at step {step}; {kept}. Lower lr or check the data, then "
-                f"rerun to resume."
-            )
 
-    coupling = COUPLINGS[c.variant](c.mu, c.gc_start_step)
-    loss_fn = LOSSES[c.loss]
-    endpoint_fn = in_eval_mode(ema if c.endpoint == "ema" else net)
-    grid_points, grid = 0, None
-    window = _Window(device, shard)
-    bar = tqdm(total=c.total_steps, initial=step, unit="step", disable=not (progress and main))
-    tick_start = time.perf_counter()
+def _log(run: _Run, window: _Window, n_points: int) -> dict:
+    """The tick's metrics row (reduced over ranks), appended to metrics.jsonl by rank 0."""
+    row = window.summary(run.step, n_points, run.c.batch_size, run.train_seconds)
+    _stop_if_not_finite(run, row["loss"])
+    if run.shard.is_main:
+        checkpoint.append_jsonl(row, run.run_dir / "metrics.jsonl")
+    return row
 
-    while step < c.total_steps:
-        if shard.any(should_stop(step), device):
-            train_seconds += time.perf_counter() - tick_start
-            save_state()
-            bar.close()
-            return "stopped"
 
-        # ---- batch and discretisation (the curriculum N(k) grows during training) ----
-        n_points = num_sigma_points(step, c.total_steps, c.s0, c.s1)
-        if n_points != grid_points:
-            grid_points, grid = n_points, _sigma_grid(n_points, c, device)
-        x = data.batch(step, c.batch_size, c.seed, device, rows)
-        if layout is not None:
-            x = x.contiguous(memory_format=layout)
-
-        # ---- coupling and loss ----
-        with torch.autocast(device.type, torch.bfloat16, enabled=c.bf16):
-            loss, pair = training_step(
-                model,
-                coupling,
-                loss_fn,
-                x,
-                *grid,
-                step=step,
-                gen=gen,
-                endpoint_fn=endpoint_fn,
-                shard=shard,
-            )
-
-        # ---- optimizer step and EMA ----
-        optimizer.zero_grad(set_to_none=True)
-        loss.float().backward()
-        optimizer.step()
-        update_ema(ema, net, step, c.ema_beta, c.ema_every)
-        window.add(loss.detach(), pair)
-        step += 1
-        bar.update(1)
-
-        # ---- per-tick maintenance: log, snapshot, checkpoint ----
-        last = step == c.total_steps
-        if step % c.log_every == 0 or last:
-            now = time.perf_counter()
-            train_seconds += now - tick_start
-            tick_start = now
-            row = window.summary(step, n_points, c.batch_size, train_seconds)
-            stop_if_not_finite(row["loss"])
-            if main:
-                checkpoint.append_jsonl(row, run_dir / "metrics.jsonl")
-            bar.set_postfix(loss=f"{row['loss']:.4g}", N=n_points)
-        saving = step % c.snapshot_every == 0 or step % c.checkpoint_every == 0 or last
-        if saving:
-            stop_if_not_finite(window.running_loss())  # never save a diverged model
-        if main and (step % c.snapshot_every == 0 or last):
-            snap = dict(step=step, net=net.state_dict(), ema=ema.state_dict(), config=c.to_dict())
-            checkpoint.save(snap, checkpoint.snapshot_path(run_dir, step))
-        if step % c.checkpoint_every == 0 or last:
-            save_state()
-
-    bar.close()
-    if main:
-        checkpoint.write_json(
-            dict(step=step, train_seconds=train_seconds, final_loss=_last_loss(run_dir)),
-            run_dir / "done.json",
+def _save(run: _Run, window: _Window) -> None:
+    """The snapshot (EMA and online weights, for the FID curve) and the resume state, each on
+    its own schedule and at the last step."""
+    c, step = run.c, run.step
+    last = step == c.total_steps
+    snapshot = step % c.snapshot_every == 0 or last
+    state = step % c.checkpoint_every == 0 or last
+    if snapshot or state:
+        _stop_if_not_finite(run, window.running_loss())  # never save a diverged model
+    if snapshot and run.shard.is_main:
+        snap = dict(
+            step=step, net=run.net.state_dict(), ema=run.ema.state_dict(), config=c.to_dict()
         )
-    return "done"
+        checkpoint.save(snap, checkpoint.snapshot_path(run.run_dir, step))
+    if state:
+        _save_state(run)
+
+
+def _save_state(run: _Run) -> None:
+    """The resume state: net, EMA, optimizer, RNGs, counters and config."""
+    rng = _rng_state(run.gen, run.device, run.shard)  # a collective: every rank takes part
+    if not run.shard.is_main:
+        return
+    checkpoint.save_state(
+        dict(
+            net=run.net.state_dict(),
+            ema=run.ema.state_dict(),
+            optimizer=run.optimizer.state_dict(),
+            rng=rng,
+            step=run.step,
+            train_seconds=run.train_seconds,
+            config=run.c.to_dict(),
+        ),
+        run.state_path,
+    )
+
+
+def _stop_if_not_finite(run: _Run, loss: float) -> None:
+    if math.isfinite(loss):  # the loss is reduced over ranks: all ranks stop together
+        return
+    good = checkpoint.load_state(run.state_path, log=lambda message: None)
+    kept = (
+        f"the last good state (step {good['step']}) is kept in {run.state_path}"
+        if good
+        else "no state was saved before it, so a rerun starts from step 0"
+    )
+    raise NonFiniteLossError(
+        f"loss is {loss} at step {run.step}; {kept}. Lower lr or check the data, then "
+        f"rerun to resume."
+    )
 
 
 def _data_parallel(net: nn.Module, shard: Shard, device: torch.device) -> nn.Module:
