@@ -100,7 +100,7 @@ def sample(run_dir, snapshot, count, steps, weights, seed, batch_size, device, o
     import numpy as np
     from tqdm import tqdm
 
-    from .runtime import pick_device
+    from .runtime import fp32, pick_device
     from .sample import load_network, to_uint8
     from .sample import sample as draw
 
@@ -112,21 +112,30 @@ def sample(run_dir, snapshot, count, steps, weights, seed, batch_size, device, o
     from .data import DATASETS
 
     shape = DATASETS[config.dataset].shape
-    x = draw(
-        net,
-        count,
-        shape,
-        seed=seed,
-        steps=int(steps),
-        sigma_min=config.sigma_min,
-        sigma_max=config.sigma_max,
-        batch_size=batch_size,
-        device=dev,
-        progress=lambda it: tqdm(it, unit="batch"),
-    )
+    with fp32() as precision:  # as in evaluation: no TF32
+        x = draw(
+            net,
+            count,
+            shape,
+            seed=seed,
+            steps=int(steps),
+            sigma_min=config.sigma_min,
+            sigma_max=config.sigma_max,
+            batch_size=batch_size,
+            device=dev,
+            progress=lambda it: tqdm(it, unit="batch"),
+        )
     samples = to_uint8(x) if len(shape) == 3 else x.numpy()
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, samples=samples, step=step, steps=int(steps), weights=weights, seed=seed)
+    np.savez(
+        out,
+        samples=samples,
+        step=step,
+        steps=int(steps),
+        weights=weights,
+        seed=seed,
+        precision=json.dumps(precision),
+    )
     click.echo(f"{count} samples from step {step} -> {out}")
 
 

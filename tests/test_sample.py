@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -104,3 +106,4 @@ def test_cli_sample_writes_uint8_images(tmp_path, tiny_digits):
     data = np.load(out)
     assert data["samples"].shape == (7, 8, 8, 1) and data["samples"].dtype == np.uint8
     assert int(data["step"]) == 20 and int(data["steps"]) == 2
+    assert json.loads(str(data["precision"]))["tf32_cudnn"] is False  # fp32, recorded
