@@ -111,3 +111,11 @@ def test_verify_detects_a_changed_array(tmp_path):
     np.save(path, array)
     with pytest.raises(PrepareError, match="changed since it was prepared"):
         verify("lsun_church64", tmp_path / "data")
+
+
+def test_every_paper_dataset_has_a_source_and_an_official_construction():
+    from gcbench.catalog import PAPER_DATASETS
+    from gcbench.prepare import CONSTRUCTIONS, SOURCES
+
+    assert list(SOURCES) == list(CONSTRUCTIONS) == list(PAPER_DATASETS)
+    assert all(CONSTRUCTIONS[name] for name in PAPER_DATASETS)
