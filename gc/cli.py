@@ -147,9 +147,9 @@ def recipes(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'name':<22} {'dataset':<14} {'variant':<7} {'mu':>4} {'parameters':>12}")
+    click.echo(f"{'name':<22} {'dataset':<14} {'coupling':<8} {'mu':>4} {'parameters':>12}")
     for r in rows:
-        line = f"{r['name']:<22} {r['dataset']:<14} {r['variant']:<7} {r['mu']:>4}"
+        line = f"{r['name']:<22} {r['dataset']:<14} {r['coupling']:<8} {r['mu']:>4}"
         click.echo(f"{line} {r['parameters']:>12,}")
     click.echo(f"\nvariants: {', '.join(COUPLINGS)}; {len(RECIPES)} recipes")
 

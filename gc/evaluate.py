@@ -394,7 +394,7 @@ def evaluate(
         "run": str(run_dir),
         "recipe": config.recipe,
         "dataset": config.dataset,
-        "variant": config.variant,
+        "coupling": config.coupling,
         "mu": config.mu,
         "train_seed": config.seed,
         "snapshot_step": step,

@@ -126,10 +126,14 @@ class CommandJob(submitit.helpers.Checkpointable):
         return [arg for i, command in enumerate(self.commands) for arg in [*["::"][:i], *command]]
 
     def __call__(self) -> dict[str, str]:
+        from importlib.metadata import entry_points
+
         import torch
 
-        from .cli import main
-
+        # The `gcbench` command itself, found through its entry point rather than imported:
+        # cli imports this module to submit jobs, and must stay the only way in.
+        (script,) = entry_points(group="console_scripts", name="gcbench")
+        main = script.load()
         if self.threads:
             torch.set_num_threads(self.threads)
         for command in self.commands:

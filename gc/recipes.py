@@ -1,8 +1,8 @@
 """Named, validated training configurations.
 
-A recipe is `<dataset>-<variant>`: the paper's four datasets (Table 1 hyper-parameters; LSUN
+A recipe is `<dataset>-<coupling>`: the paper's four datasets (Table 1 hyper-parameters; LSUN
 Church 64 uses CelebA 64's, since its config was not released) and the two embedded ones, each
-with the variants ic, ot, gc (mu=0.5) and gc_ot. `resolve(name, ["key=value", ...])` applies
+with the couplings ic, ot, gc (mu=0.5) and gc_ot. `resolve(name, ["key=value", ...])` applies
 overrides and validates once; the rest of the code receives a frozen `TrainConfig`.
 """
 
@@ -28,7 +28,7 @@ class TrainConfig:
     dataset: str
     recipe: str = "custom"
     # Coupling (couplings.py). mu is the fraction of GC samples in each batch.
-    variant: str = "ic"
+    coupling: str = "ic"
     mu: float = 0.0
     endpoint: str = "ema"  # which net predicts GC endpoints: the EMA (paper default) or online
     gc_start_step: int = 0  # GC off before this step (the official code's unused option)
@@ -100,15 +100,15 @@ def _one_of(name: str, value: str, choices) -> None:
 
 def _validate(c: TrainConfig) -> None:
     _one_of("dataset", c.dataset, DATASETS)
-    _one_of("variant", c.variant, COUPLINGS)
+    _one_of("coupling", c.coupling, COUPLINGS)
     _one_of("endpoint", c.endpoint, ENDPOINTS)
     _one_of("optimizer", c.optimizer, OPTIMIZERS)
     _one_of("loss", c.loss, LOSSES)
     _one_of("network", c.network, NETWORKS)
     if not 0.0 <= c.mu <= 1.0:
         raise ConfigError(f"mu={c.mu} is outside [0, 1]: mu is the fraction of GC samples")
-    if c.mu > 0 and not c.variant.startswith("gc"):
-        raise ConfigError(f"mu={c.mu} has no effect with variant={c.variant}; use variant=gc")
+    if c.mu > 0 and not c.coupling.startswith("gc"):
+        raise ConfigError(f"mu={c.mu} has no effect with coupling={c.coupling}; use coupling=gc")
     for key in ("total_steps", "batch_size", "log_every", "snapshot_every", "checkpoint_every"):
         if getattr(c, key) <= 0:
             raise ConfigError(f"{key}={getattr(c, key)} must be a positive integer")
@@ -230,18 +230,18 @@ _EMBEDDED = {
 }
 
 
-def _variant(base: dict, variant: str) -> dict:
-    gc = variant.startswith("gc")
-    out = dict(base, variant=variant, mu=0.5 if gc else 0.0)
+def _with_coupling(base: dict, coupling: str) -> dict:
+    gc = coupling.startswith("gc")
+    out = dict(base, coupling=coupling, mu=0.5 if gc else 0.0)
     if gc:  # the paper trains GC without dropout (DESIGN.md section 4)
         out["dropout"] = tuple(0.0 for _ in base["dropout"])
     return out
 
 
 RECIPES: dict[str, dict] = {
-    f"{name}-{variant}": dict(_variant(base, variant), dataset=name, recipe=f"{name}-{variant}")
+    f"{name}-{c}": dict(_with_coupling(base, c), dataset=name, recipe=f"{name}-{c}")
     for name, base in {**_PAPER, **_EMBEDDED}.items()
-    for variant in COUPLINGS
+    for c in COUPLINGS
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -345,7 +345,7 @@ def describe_recipes() -> list[dict]:
             dict(
                 name=name,
                 dataset=c.dataset,
-                variant=c.variant,
+                coupling=c.coupling,
                 mu=c.mu,
                 parameters=parameter_count(c),
             )

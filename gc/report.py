@@ -38,7 +38,7 @@ def _run_meta(run_dir: Path) -> dict:
         c = checkpoint.read_json(config_path)
         meta |= {
             "dataset": c["dataset"],
-            "coupling": c["variant"],
+            "coupling": c.get("coupling", c.get("variant")),  # older runs: "variant"
             "mu": c["mu"],
             "endpoint": c.get("endpoint", "ema"),
             "max_dropout": max(c.get("dropout", [0.0])),

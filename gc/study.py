@@ -46,7 +46,7 @@ def runs(config: dict) -> list[Run]:
     out = []
     for name, exp in config["experiments"].items():
         for variant, spec in exp["variants"].items():
-            recipe = f"{exp['dataset']}-{spec['variant']}"
+            recipe = f"{exp['dataset']}-{spec['coupling']}"
             for seed in exp["seeds"]:
                 overrides = (*exp.get("set", []), *spec.get("set", []), f"seed={seed}")
                 out.append(Run(name, variant, int(seed), recipe, overrides))

@@ -261,7 +261,7 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
         model=net,
         optimizer=optimizer,
         gen=gen,
-        coupling=COUPLINGS[c.variant](c.mu, c.gc_start_step),
+        coupling=COUPLINGS[c.coupling](c.mu, c.gc_start_step),
         loss_fn=LOSSES[c.loss],
         endpoint_fn=in_eval_mode(ema if c.endpoint == "ema" else net),
     )

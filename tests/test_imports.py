@@ -42,3 +42,9 @@ def test_evaluation_never_reaches_the_training_loop():
     graph = _graph()
     for module in ("evaluate", "sample", "metrics", "features", "runtime"):
         assert "train" not in _reachable(graph, module), module
+
+
+def test_cli_and_launch_do_not_import_each_other_in_a_cycle():
+    graph = _graph()
+    assert "launch" in graph["cli"]  # cli submits jobs through launch
+    assert "cli" not in _reachable(graph, "launch")  # jobs reach the command by entry point

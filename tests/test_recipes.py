@@ -39,7 +39,7 @@ def test_overrides_are_typed():
         ("cifar10-gc", ["total_steps=0"], "total_steps=0 must be a positive integer"),
         ("cifar10-gc", ["total_steps=-5"], "total_steps=-5 must be a positive integer"),
         ("cifar10-gc", ["dataset=cifar100"], "unknown dataset 'cifar100'; did you mean 'cifar10'?"),
-        ("cifar10-ic", ["mu=0.5"], "mu=0.5 has no effect with variant=ic"),
+        ("cifar10-ic", ["mu=0.5"], "mu=0.5 has no effect with coupling=ic"),
         ("cifar10-gc", ["lr=abc"], "cannot read lr='abc'"),
         ("imagenet32-gc", ["channel_mult=1,2"], "num_blocks=[3, 5, 7] has 3 entries"),
         ("cifar10-gc", ["optimizer=sgd"], "unknown optimizer 'sgd'"),

@@ -18,7 +18,7 @@ def _run(root: Path, experiment: str, variant: str, seed: int, evals: list[dict]
     checkpoint.write_json(
         {
             "dataset": "cifar10",
-            "variant": coupling,
+            "coupling": coupling,
             "mu": config.pop("mu", 0.5 if coupling == "gc" else 0.0),
             "endpoint": config.pop("endpoint", "ema"),
             "dropout": config.pop("dropout", [0.3] * 3 if coupling == "ic" else [0.0] * 3),

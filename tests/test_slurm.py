@@ -53,7 +53,7 @@ def _study_config(workdir: Path, steps: int) -> Path:
                 "dataset": "digits8",
                 "seeds": [0],
                 "set": [f"total_steps={steps}", "snapshot_every=1000", "log_every=5", *TINY],
-                "variants": {"ic": {"variant": "ic"}, "gc": {"variant": "gc"}},
+                "variants": {"ic": {"coupling": "ic"}, "gc": {"coupling": "gc"}},
             }
         },
     }

@@ -61,7 +61,9 @@ def test_adding_a_seed_adds_only_new_runs(workdir):
 
 def test_bad_config_fails_before_any_job(workdir):
     config = (workdir / "workflow/config/tiny.yaml").read_text()
-    (workdir / "bad.yaml").write_text(config.replace("variant: gc}", "variant: gc, set: [mu=1.5]}"))
+    (workdir / "bad.yaml").write_text(
+        config.replace("coupling: gc}", "coupling: gc, set: [mu=1.5]}")
+    )
     out = _snakemake(workdir, "-n", "--cores", "2", "--configfile", "bad.yaml")
     assert out.returncode != 0
     assert "digits8/gc/s0: mu=1.5 is outside [0, 1]" in out.stdout + out.stderr
@@ -80,7 +82,7 @@ def test_unwritable_results_fail_before_any_job(workdir):
 def test_missing_data_or_assets_stop_the_study_before_training(workdir):
     (workdir / "c10.yaml").write_text(
         "experiments:\n  c10:\n    dataset: cifar10\n    seeds: [0]\n"
-        "    variants: {ic: {variant: ic}}\n"
+        "    variants: {ic: {coupling: ic}}\n"
     )
     out = _snakemake(workdir, "--cores", "1", "--configfile", "c10.yaml")
     assert out.returncode != 0
@@ -108,7 +110,7 @@ def test_prepare_data_rule_prepares_an_image_folder_before_the_check(workdir):
     (workdir / "church.yaml").write_text(
         f"prepare_data: {{lsun_church64: {folder}}}\n"
         "experiments:\n  church:\n    dataset: lsun_church64\n    seeds: [0]\n"
-        "    variants: {ic: {variant: ic}}\n"
+        "    variants: {ic: {coupling: ic}}\n"
     )
     out = _snakemake(workdir, "-n", "--cores", "1", "--configfile", "church.yaml")
     assert out.returncode == 0, out.stderr
@@ -191,7 +193,7 @@ def _fake_run(root: Path, variant: str, seed: int, value: float | None) -> Path:
     run = root / "runs" / "digits8" / variant / f"s{seed}"
     run.mkdir(parents=True)
     checkpoint.write_json(
-        {"dataset": "digits8", "variant": variant, "mu": 0.5 * (variant == "gc")},
+        {"dataset": "digits8", "coupling": variant, "mu": 0.5 * (variant == "gc")},
         run / "config.json",
     )
     if value is not None:
@@ -372,9 +374,9 @@ def test_a_failed_run_still_gets_the_tables_with_it_listed(workdir):
         "eval: {n: 100, curve_n: 50, steps: [1], weights: [ema], device: cpu}\n"
         "experiments:\n  digits8:\n    dataset: digits8\n    seeds: [0]\n"
         "    set: [total_steps=10, batch_size=16, mlp_hidden=32, snapshot_every=5, log_every=5]\n"
-        "    variants:\n      ic: {variant: ic}\n"
+        "    variants:\n      ic: {coupling: ic}\n"
         # Lion at lr=1e30: the loss is NaN after the first update, so this run fails.
-        "      gc: {variant: gc, set: [lr=1e30]}\n"
+        "      gc: {coupling: gc, set: [lr=1e30]}\n"
     )
     out = _snakemake(workdir, "--cores", "2", "--keep-going", "--configfile", "fail.yaml")
     assert out.returncode != 0 and "Error in rule train" in out.stdout + out.stderr
@@ -392,7 +394,7 @@ def test_hand_run_report_expects_the_configured_runs(workdir):
     study = workdir / "study.yaml"
     study.write_text(
         "experiments:\n  digits8:\n    dataset: digits8\n    seeds: [0, 1]\n"
-        "    variants: {ic: {variant: ic}, gc: {variant: gc}}\n"
+        "    variants: {ic: {coupling: ic}, gc: {coupling: gc}}\n"
     )
     gcbench = [sys.executable, "-m", "gcbench", "report"]
     bare = subprocess.run(gcbench, cwd=workdir, capture_output=True, text=True)
