@@ -565,6 +565,10 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
 
 _DESCRIPTIONS = [  # (file-name prefix, description), most specific first
     (
+        "claims",
+        "the paper's claims tested on this study: paired difference over seeds, 95% CI, pairs, verdict (reproduced / contradicted / inconclusive); GC − IC at every snapshot",
+    ),
+    (
         "tidy",
         "every number of every run, one row per run x step x metric (kind: train, curve, final, transport, status)",
     ),
@@ -601,16 +605,22 @@ def _readme(results: Path, written: list[Path], frame: pd.DataFrame) -> str:
         rel = path.relative_to(results)
         text = next((d for k, d in _DESCRIPTIONS if path.name.startswith(k)), "")
         if path.suffix == ".md":
-            text += " (also .tex and .csv)"
+            text += (
+                " (also .html and .csv)"
+                if path.name == "claims.md"
+                else " (also .tex, .html, .csv)"
+            )
         if path.suffix == ".png":
             text += " (also .pdf)"
         lines.append(f"| `{rel}` | {text} |")
     lines += [
         "",
-        "Table columns: `ours` = mean ± 95% t-interval over completed seeds; `seeds` = "
-        "completed/expected; `paper` = the paper's number; `gap` = ours − paper; `paired Δ vs "
-        "ic` = mean ± 95% CI of (variant − IC) over seeds where both finished; `pairs` = how "
-        "many such seeds; `missing seeds` = expected seeds without a final result.",
+        "Table columns: `metric` = what a cell averages (metric, mode, sampling steps, n, "
+        "weights); `ours` = mean ± 95% t-interval over completed seeds; `seeds` = "
+        "completed/expected; `paper` = the paper's number (1-step only); `gap` = ours − paper; "
+        "`paired Δ vs IC` = mean ± 95% CI of (variant − IC) over seeds where both finished, IC "
+        "of the same dataset, budget and seed; `pairs` = how many such seeds; `missing seeds` "
+        "= expected seeds without a final result.",
         "",
     ]
     return "\n".join(lines)
