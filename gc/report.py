@@ -501,11 +501,12 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
         path = draw_mu_sweep(frame, sweep, figures / "mu_sweep")
         written += [path] if path else []
     for experiment, g in frame[frame.kind == "transport"].groupby("experiment"):
-        g = g.assign(
-            series=g["metric"].str.replace("transport_", "") + " (model: " + g["variant"] + ")"
-        )
-        # IC and OT costs do not depend on the model: show them once.
+        # IC and OT costs do not depend on the model: shown once. GC's endpoints depend on the
+        # network that predicts them: one line per trained variant.
         g = g[~(g.metric.isin(["transport_ic", "transport_ot"]) & (g.variant != g.variant.iloc[0]))]
+        names = {"transport_ic": "IC (e = x)", "transport_ot": "batch OT (x re-paired)"}
+        gc_name = "GC endpoints from the " + g["variant"] + " runs"
+        g = g.assign(series=g["metric"].map(names).fillna(gc_name))
         path = figures / f"transport_cost_{experiment}"
         draw_bands(
             band_frame(g, "series", "sigma"),
