@@ -59,3 +59,17 @@ def test_the_launcher_and_config_validation_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_fd_digits_in_memory_equals_clean_fids_folder_pipeline(tmp_path):
+    from gcbench import digits_metric
+
+    model, _, _ = digits_metric.classifier(digits_metric.build_classifier(tmp_path / "c.pt"))
+    reference = digits_metric.reference_images("train")[:300]
+    rng = torch.Generator().manual_seed(0)
+    samples = torch.randint(0, 256, (200, 8, 8, 1), generator=rng, dtype=torch.uint8).numpy()
+    samples[:100] = digits_metric.reference_images("test")[:100]  # half real, half noise
+    fast = digits_metric.fd_digits(samples, reference, model, "cpu")
+    slow = digits_metric.fd_digits_via_folders(samples, reference, model, "cpu")
+    assert fast == pytest.approx(slow, rel=1e-6)
+    assert fast > 1.0  # a real distance, not a set against itself
