@@ -122,7 +122,7 @@ def test_prepare_data_rule_prepares_an_image_folder_before_the_check(workdir):
     array = np.load(workdir / "data/lsun_church64/train.npy")
     assert array.shape == (5, 64, 64, 3) and array.dtype == np.uint8
     manifest = json.loads((workdir / "data/lsun_church64/manifest.json").read_text())
-    assert manifest["count"] == 5 and "Lanczos" in manifest["source"]
+    assert manifest["count"] == 5 and "Lanczos" in manifest["construction_description"]
     # Prepared once: the next dry run has nothing to prepare.
     out = _snakemake(workdir, "-n", "--cores", "1", "--configfile", "church.yaml")
     assert "prepare_data" not in _job_counts(out.stdout)
