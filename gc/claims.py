@@ -70,6 +70,8 @@ def with_roles(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows of runs whose config is known, with their role and pairing group (dataset and
     training budget: runs of another length or batch never pair)."""
     known = frame.dropna(subset=["coupling"])
+    if known.empty:  # no run of the study has started yet
+        return known.assign(role=pd.Series(dtype=str), group=pd.Series(dtype=str))
     runs = known.drop_duplicates("run").set_index("run")
     roles = runs.apply(role, axis=1)
     group = runs["dataset"] + " " + runs["total_steps"].astype(int).astype(str) + " steps"

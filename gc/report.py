@@ -208,6 +208,8 @@ def summary_table(
         role = group["role"].dropna().iloc[0] if group["role"].notna().any() else ""
         paper = published.FID.get(dataset, {}).get(role) if steps == 1 else None
         label = f"{metric} ({mode + ', ' if mode else ''}{steps}-step, n={n:g}, {weights})"
+        if sel.empty:
+            label = "— (no finished run)"
         paired = pd.Series(dtype=float)
         if role and role != "ic":
             budget = group["group"].dropna().iloc[0]

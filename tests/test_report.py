@@ -194,3 +194,12 @@ def test_same_wall_clock_is_the_gc_run_at_ic_training_seconds(tmp_path):
     assert row["mean"] == pytest.approx((12 + 11.5) / 2)  # step 80 000: 19 - 7 - 0.5 seed
     assert row["paper"] == 6.38 and row["pairs"] == 2
     assert row[PAIRED_COLUMN].startswith("0.75 ±")  # minus IC's last curve value, 11
+
+
+def test_a_study_where_no_run_started_still_gets_its_tables(tmp_path):
+    runs = [tmp_path / "runs" / "digits8" / v / "s0" for v in ("ic", "gc")]
+    report(tmp_path, runs, {"digits8": "table1"})
+    table = (tmp_path / "tables" / "table1.md").read_text()
+    assert table.count("0/1") == 2 and "no finished run" in table
+    assert "no finished pair of runs" in (tmp_path / "claims.md").read_text()
+    assert "digits8/gc/s0" in (tmp_path / "README.md").read_text()
