@@ -386,6 +386,10 @@ def test_a_failed_run_still_gets_the_tables_with_it_listed(workdir):
     assert re.search(r"\| digits8 +\| gc .*\| 0/1 .*\| +0 \| +0 \|$", table, re.M)
     readme = (workdir / "results/README.md").read_text()
     assert "results/runs/digits8/gc/s0" in readme and "missing or incomplete" in readme
+    # The tables written on error do not count as done: a rerun retries the failed run.
+    out = _snakemake(workdir, "-n", "--cores", "2", "--configfile", "fail.yaml")
+    counts = _job_counts(out.stdout)
+    assert counts["train"] == counts["evaluate"] == counts["report"] == 1
 
 
 def test_hand_run_report_expects_the_configured_runs(workdir):

@@ -23,6 +23,9 @@ rule report:
         ),
         tidy="results/tidy.csv",
         readme="results/README.md",
+        # Written only when this rule succeeds, never by the onerror report: the tables a failed
+        # study leaves behind must not make the rerun say "Nothing to be done".
+        complete=touch("results/logs/report/complete"),
     log:
         "results/logs/report/report.log",
     benchmark:
