@@ -20,6 +20,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "imagenet32": DatasetInfo((3, 32, 32), "disk"),
     "celeba64": DatasetInfo((3, 64, 64), "disk"),
     "lsun_church64": DatasetInfo((3, 64, 64), "disk"),
+    "ffhq64": DatasetInfo((3, 64, 64), "disk"),  # Table 2 (ECT) only
     "digits8": DatasetInfo((1, 8, 8), "memory"),
     "toy2d": DatasetInfo((2,), "memory"),
 }

@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import paper as published
 from .paper import primary
+from .recipes import ECT_ENDPOINT, ECT_MU
 from .stats import mean_ci
 
 VERDICT_RULE = (
@@ -55,8 +56,15 @@ def verdict(diffs: pd.Series, paper_sign: int, threshold: float = 0.0) -> str:
 
 def role(run: pd.Series) -> str:
     """What a run is, from its resolved config."""
+    objective = run.get("objective", "ict")
+    if objective == "edm":
+        return "denoiser"  # the pretrained starting point of ECT
     if run["coupling"] != "gc":
         return str(run["coupling"])
+    if objective == "ect":  # ECT-GC: mu = 0.3, dropout kept, ECT_ENDPOINT (Table 2)
+        if run["endpoint"] != ECT_ENDPOINT:
+            return f"gc_{run['endpoint']}"
+        return "gc" if math.isclose(run["mu"], ECT_MU) else f"gc_mu{run['mu']:g}"
     if run["endpoint"] == "online":
         return "gc_online"
     if run["max_dropout"] > 0:
@@ -64,6 +72,15 @@ def role(run: pd.Series) -> str:
     if not math.isclose(run["mu"], 0.5):
         return f"gc_mu{run['mu']:g}"
     return "gc"
+
+
+def setting(run: pd.Series) -> str:
+    """The training setting, part of a run's pairing group: iCT (""), ECT short (stages
+    never advance) or long, or EDM pretraining."""
+    objective = run.get("objective", "ict")
+    if objective == "ect":
+        return "ECT " + ("short" if run.get("ect_stage_steps", 0) == 0 else "long") + ", "
+    return "EDM pretraining, " if objective == "edm" else ""
 
 
 def with_roles(frame: pd.DataFrame) -> pd.DataFrame:
@@ -74,7 +91,8 @@ def with_roles(frame: pd.DataFrame) -> pd.DataFrame:
         return known.assign(role=pd.Series(dtype=str), group=pd.Series(dtype=str))
     runs = known.drop_duplicates("run").set_index("run")
     roles = runs.apply(role, axis=1)
-    group = runs["dataset"] + " " + runs["total_steps"].astype(int).astype(str) + " steps"
+    group = runs["dataset"] + " " + runs.apply(setting, axis=1)
+    group += runs["total_steps"].astype(int).astype(str) + " steps"
     group += ", batch " + runs["batch_size"].astype(int).astype(str)
     return known.assign(role=known["run"].map(roles), group=known["run"].map(group))
 

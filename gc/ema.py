@@ -13,11 +13,18 @@ def ema_decay(step: int, beta: float = 0.9999) -> float:
 
 
 @torch.no_grad()
-def update_ema(ema: nn.Module, net: nn.Module, step: int, beta: float, every: int) -> None:
-    """Call after optimizer step k = 0, 1, 2, ...: copy at k = 0, average when k % every == 0."""
+def update_ema(
+    ema: nn.Module, net: nn.Module, step: int, beta: float, every: int, warmup: bool = True
+) -> None:
+    """Call after optimizer step k = 0, 1, 2, ...: copy at k = 0, average when k % every == 0.
+    Without `warmup` (ECT) the decay is beta from the first step and nothing is copied: the EMA
+    starts as the pretrained weights and keeps beta^k of them."""
     if step % every and step:
         return
-    weight = 1.0 if step == 0 else 1 - ema_decay(step, beta)
+    if warmup:
+        weight = 1.0 if step == 0 else 1 - ema_decay(step, beta)
+    else:
+        weight = 1 - beta
     for e, p in zip(ema.state_dict().values(), net.state_dict().values(), strict=True):
         if e.is_floating_point():
             e.lerp_(p, weight)

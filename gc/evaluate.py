@@ -321,7 +321,8 @@ def _sample_and_score(net, config, spec: EvalSpec, seed: int, needed, device, he
         DATASETS[config.dataset].shape,
         seed=seed,
         steps=spec.steps,
-        sigma_min=config.sigma_min,
+        # The second step's noise: iCT's std sqrt(mid^2 - sigma_min^2); ECT's is mid itself.
+        sigma_min=0.0 if config.objective == "ect" else config.sigma_min,
         sigma_max=config.sigma_max,
         batch_size=spec.batch_size,
         device=device,

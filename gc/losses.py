@@ -17,9 +17,10 @@ def pseudo_huber_c(a: Tensor) -> float:
     return 0.00054 * math.sqrt(a[0].numel())
 
 
-def pseudo_huber(a: Tensor, b: Tensor) -> Tensor:
-    """iCT's pseudo-Huber metric, sqrt(||a - b||^2 + c^2) - c (Song & Dhariwal 2023, eq. 7)."""
-    c = pseudo_huber_c(a)
+def pseudo_huber(a: Tensor, b: Tensor, c: float | None = None) -> Tensor:
+    """iCT's pseudo-Huber metric, sqrt(||a - b||^2 + c^2) - c (Song & Dhariwal 2023, eq. 7),
+    with iCT's c unless given. c = 0 is the unsquared L2 norm (ECT on CIFAR-10)."""
+    c = pseudo_huber_c(a) if c is None else c
     return (_squared_norm(a, b) + c * c).sqrt() - c
 
 

@@ -226,11 +226,14 @@ class ConsistencyFunction(nn.Module):
         self.sigma_min = sigma_min
         self.sigma_data = sigma_data
 
-    def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+    def forward(self, x: Tensor, sigma: Tensor, sigma_min: float | None = None) -> Tensor:
+        """`sigma_min=0` gives EDM's denoiser preconditioning, which ECT trains with (its
+        boundary shift applies in sampling only)."""
+        sigma_min = self.sigma_min if sigma_min is None else sigma_min
         sigma = sigma.to(x.dtype).reshape(-1, *[1] * (x.ndim - 1))
         sd2 = self.sigma_data**2
-        c_skip = sd2 / ((sigma - self.sigma_min) ** 2 + sd2)
-        c_out = self.sigma_data * (sigma - self.sigma_min) / (sd2 + sigma**2).sqrt()
+        c_skip = sd2 / ((sigma - sigma_min) ** 2 + sd2)
+        c_out = self.sigma_data * (sigma - sigma_min) / (sd2 + sigma**2).sqrt()
         c_in = 1 / (sd2 + sigma**2).sqrt()
         c_noise = sigma.flatten().log() / 4
         return c_skip * x + c_out * self.backbone(c_in * x, c_noise).to(x.dtype)

@@ -13,6 +13,8 @@ script's, and the manifest records which one built the array:
   (`celeba/img_align_celeba/*.jpg`); Lanczos resize of the shorter side to 64, centre crop.
 - lsun_church64: an image folder exported from LSUN's lmdb (LSUN's `data.py export`), same
   resize and crop as CelebA.
+- ffhq64: a folder of FFHQ images (Table 2, ECT from EDM's FFHQ 64 model); EDM's dataset tool
+  resizes the square images to 64 with Lanczos, which the same resize and crop does.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ SOURCES = {
     "imagenet32": "a folder with the official Imagenet32 train_data_batch_{1..10}.npz, or images",
     "celeba64": "the torchvision root (celeba/img_align_celeba/) or a folder of images",
     "lsun_church64": "a folder of images exported from LSUN church_outdoor_train_lmdb",
+    "ffhq64": "a folder of the 70 000 FFHQ images (e.g. images1024x1024/)",
 }
 
 
@@ -56,6 +59,9 @@ CONSTRUCTIONS = {
     "lsun_church64": {
         "image-folder": "every image of the folder; Lanczos resize of the shorter side to 64, "
         "centre crop"
+    },
+    "ffhq64": {
+        "image-folder": "every image of the folder; Lanczos resize to 64 (EDM's dataset tool)"
     },
 }
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from .catalog import COUPLINGS, DATASETS, LOSSES
 
 OPTIMIZERS = ("lion", "adam", "radam")
+# ict: consistency training on the iCT grid (Table 1). ect: Easy Consistency Tuning of a
+# pretrained denoiser (Table 2, ect.py). edm: EDM's denoising loss, to pretrain that denoiser.
+OBJECTIVES = ("ict", "ect", "edm")
 ENDPOINTS = ("ema", "online")
 NETWORKS = ("unet", "mlp")
 
@@ -27,6 +30,7 @@ class ConfigError(ValueError):
 class TrainConfig:
     dataset: str
     recipe: str = "custom"
+    objective: str = "ict"
     # Coupling (couplings.py). mu is the fraction of GC samples in each batch.
     coupling: str = "ic"
     mu: float = 0.0
@@ -61,6 +65,17 @@ class TrainConfig:
     p_mean: float = -1.1
     p_std: float = 2.0
     loss: str = "pseudo_huber"
+    # ECT (ect.py): r = t (1 - n(t) / q^(stage+1)), the stage advancing every ect_stage_steps
+    # (0: never, ECT's short run); ect_c is the pseudo-Huber c of its loss (0 on CIFAR-10).
+    ect_q: float = 2.0
+    ect_stage_steps: int = 25_000
+    ect_c: float = 0.0
+    # Initial weights (pretrained.load_init): an EDM pickle asset (edm-cifar10, edm-ffhq64), a
+    # .pkl or gcbench snapshot path, or a gcbench run directory (its final EMA). "" = random.
+    init: str = ""
+    ema_warmup: bool = True  # iCT's EMA ramps its decay up; ECT's is constant from step 0
+    lr_rampup_steps: int = 0  # linear lr warm-up (EDM pretraining)
+    max_train_seconds: float = 0.0  # stop early once training took this long (0: no cap)
     # Bookkeeping.
     seed: int = 0
     log_every: int = 100
@@ -100,6 +115,7 @@ def _one_of(name: str, value: str, choices) -> None:
 
 def _validate(c: TrainConfig) -> None:
     _one_of("dataset", c.dataset, DATASETS)
+    _one_of("objective", c.objective, OBJECTIVES)
     _one_of("coupling", c.coupling, COUPLINGS)
     _one_of("endpoint", c.endpoint, ENDPOINTS)
     _one_of("optimizer", c.optimizer, OPTIMIZERS)
@@ -123,6 +139,17 @@ def _validate(c: TrainConfig) -> None:
         raise ConfigError(
             f"need 0 < ema_beta < 1 and ema_every >= 1, got {c.ema_beta}, {c.ema_every}"
         )
+    if c.objective != "ict" and c.coupling in ("ot", "gc_ot"):
+        raise ConfigError(f"coupling={c.coupling} is built for objective=ict; use ic or gc")
+    if c.objective == "edm" and c.coupling != "ic":
+        raise ConfigError("objective=edm pretrains a denoiser: it takes coupling=ic")
+    if not c.ect_q > 1 or c.ect_stage_steps < 0 or c.ect_c < 0:
+        raise ConfigError(
+            f"need ect_q > 1, ect_stage_steps >= 0 and ect_c >= 0, got {c.ect_q}, "
+            f"{c.ect_stage_steps}, {c.ect_c}"
+        )
+    if c.max_train_seconds < 0 or c.lr_rampup_steps < 0:
+        raise ConfigError("max_train_seconds and lr_rampup_steps must be >= 0")
     if c.gc_start_step < 0:
         raise ConfigError(f"gc_start_step={c.gc_start_step} must be >= 0")
     image = len(DATASETS[c.dataset].shape) == 3
@@ -230,18 +257,101 @@ _EMBEDDED = {
 }
 
 
+# ---- ECT (Table 2): Easy Consistency Tuning of a pretrained EDM denoiser (ECT.md) -------------
+# ECT's CIFAR-10 hyper-parameters; GC takes mu = 0.3 (the paper's best) and keeps ECT's dropout
+# 0.2 in both arms. `long`: q = 2, a stage every 25k steps (100k steps end in stage 3). `short`:
+# q = 256, stages never advance, EMA 0.9993, stopped at one hour of training.
+_ECT_BASE = dict(
+    objective="ect",
+    model_channels=128,
+    num_blocks=(4,),
+    attn_resolutions=(16,),
+    dropout=(0.2,),
+    batch_size=128,
+    total_steps=100_000,
+    optimizer="radam",
+    lr=1e-4,
+    beta2=0.999,
+    ema_beta=0.9999,
+    ema_every=1,
+    ema_warmup=False,
+    sigma_min=0.003,  # the consistency shift, applied in sampling only
+    ect_q=2.0,
+    ect_stage_steps=25_000,
+    ect_c=0.0,
+    snapshot_every=10_000,
+)
+_ECT_SHORT = dict(ect_q=256.0, ect_stage_steps=0, ema_beta=0.9993, max_train_seconds=3600.0)
+_ECT_SHORT |= dict(snapshot_every=2_000)
+_ECT_NETS = {
+    # EDM's DDPM++ networks: 55 732 739 and 61 804 419 parameters.
+    "cifar10": dict(dataset="cifar10", init="edm-cifar10", channel_mult=(2, 2, 2)),
+    # No ECT recipe exists for FFHQ 64: CIFAR-10's, on EDM's FFHQ network (unconfirmed).
+    "ffhq64": dict(dataset="ffhq64", init="edm-ffhq64", channel_mult=(1, 2, 2, 2)),
+}
+_ECT = {}
+for _name, _net in _ECT_NETS.items():
+    _ECT[f"{_name}_ect_long"] = _ECT_BASE | _net
+    _ECT[f"{_name}_ect_short"] = _ECT_BASE | _net | _ECT_SHORT
+
+# The embedded analogue on digits: an EDM denoiser pretrained by `digits8_edm-ic` (EDM's loss
+# and noise levels, Adam with an lr ramp), then ECT-tuned from it (the study sets init= to the
+# pretraining run). Runs are 50x shorter than ECT's, so the EMA half-life is scaled to keep
+# the same share of the run: 0.9999^50 = 0.995 (long), 0.9993^10 = 0.993 (short).
+_DIGITS_NET = {k: _EMBEDDED["digits8"][k] for k in ("network", "mlp_hidden", "mlp_layers")}
+_DIGITS_NET |= dict(mlp_emb_channels=64, channel_mult=(1, 2), num_blocks=(2,), log_every=50)
+_ECT["digits8_edm"] = _DIGITS_NET | dict(
+    dataset="digits8",
+    objective="edm",
+    dropout=(0.1,),
+    batch_size=128,
+    total_steps=4_000,
+    optimizer="adam",
+    lr=1e-3,
+    beta2=0.999,
+    lr_rampup_steps=200,
+    ema_beta=0.999,
+    ema_every=1,
+    p_mean=-1.2,
+    p_std=1.2,
+    snapshot_every=1_000,
+    checkpoint_every=1_000,
+)
+_DIGITS_ECT = _ECT_BASE | _DIGITS_NET | dict(dataset="digits8", init="", dropout=(0.2,))
+_DIGITS_ECT |= dict(total_steps=2_000, ect_stage_steps=500, ema_beta=0.995)
+_DIGITS_ECT |= dict(snapshot_every=200, checkpoint_every=500)
+_ECT["digits8_ect_long"] = _DIGITS_ECT
+_ECT["digits8_ect_short"] = _DIGITS_ECT | dict(
+    ect_q=256.0, ect_stage_steps=0, ema_beta=0.993, total_steps=600, snapshot_every=100
+)
+
+
+# ECT-GC: the paper's best mu. Which net predicts the endpoint the paper does not say; the
+# default is chosen from the embedded analogue (README, "The ECT setting").
+ECT_MU = 0.3
+ECT_ENDPOINT = "ema"
+
+
 def _with_coupling(base: dict, coupling: str) -> dict:
     gc = coupling.startswith("gc")
+    if base.get("objective", "ict") != "ict":  # ECT: mu = 0.3, dropout kept in both arms
+        return dict(base, coupling=coupling, mu=ECT_MU if gc else 0.0, endpoint=ECT_ENDPOINT)
     out = dict(base, coupling=coupling, mu=0.5 if gc else 0.0)
     if gc:  # the paper trains GC without dropout (DESIGN.md section 4)
         out["dropout"] = tuple(0.0 for _ in base["dropout"])
     return out
 
 
+def _couplings(base: dict) -> tuple[str, ...]:
+    objective = base.get("objective", "ict")
+    return COUPLINGS if objective == "ict" else ("ic",) if objective == "edm" else ("ic", "gc")
+
+
 RECIPES: dict[str, dict] = {
-    f"{name}-{c}": dict(_with_coupling(base, c), dataset=name, recipe=f"{name}-{c}")
-    for name, base in {**_PAPER, **_EMBEDDED}.items()
-    for c in COUPLINGS
+    f"{name}-{c}": dict(_with_coupling(base, c), recipe=f"{name}-{c}")
+    | {"dataset": base.get("dataset", name)}
+    for name, base in {**_PAPER, **_EMBEDDED, **_ECT}.items()
+    for c in _couplings(base)
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}

@@ -44,6 +44,8 @@ def _run_meta(run_dir: Path) -> dict:
             "max_dropout": max(c.get("dropout", [0.0])),
             "total_steps": c.get("total_steps", 0),
             "batch_size": c.get("batch_size", 0),
+            "objective": c.get("objective", "ict"),
+            "ect_stage_steps": c.get("ect_stage_steps", 0),
         }
     return meta
 

@@ -1,5 +1,6 @@
-"""The iCT discretisation schedules (Song & Dhariwal 2023, "Improved Techniques for Training
-Consistency Models", section 3.4-3.5). Pure functions of the step and the hyper-parameters."""
+"""Noise schedules, pure functions of the step and the hyper-parameters: iCT's discretisation
+(Song & Dhariwal 2023, "Improved Techniques for Training Consistency Models", section 3.4-3.5)
+and ECT's continuous-time mapping from t to r (Geng et al. 2024, ECT.md)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,15 @@ def interval_probs(sigmas: Tensor, p_mean: float = -1.1, p_std: float = 2.0) -> 
 def loss_weights(sigmas: Tensor) -> Tensor:
     """lambda_i = 1 / (sigma_{i+1} - sigma_i), one weight per interval."""
     return 1 / (sigmas[1:] - sigmas[:-1])
+
+
+def ect_stage(step: int, stage_steps: int) -> int:
+    """ECT's stage s: +1 every `stage_steps` (25k steps at batch 128); 0 forever if 0."""
+    return step // stage_steps if stage_steps else 0
+
+
+def ect_r(t: Tensor, stage: int, q: float = 2.0) -> Tensor:
+    """r = max(0, t (1 - n(t) / q^(s+1))) with n(t) = 1 + 8 sigmoid(-t): the lower noise level
+    of ECT's pair. t - r shrinks by q each stage; r = 0 (target: the data) is frequent early."""
+    n = 1 + 8 * torch.sigmoid(-t)
+    return (t * (1 - n / q ** (stage + 1))).clamp_min(0)

@@ -1,6 +1,7 @@
 """Consistency training: one step (`training_step`) and one loop (`train`) for every variant.
 
-The coupling is injected (couplings.py); the loop never asks which variant it runs.
+The coupling is injected (couplings.py); the loop never asks which variant it runs. The loop
+also runs ECT and its EDM pretraining (ect.py), whose steps replace `training_step`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from lion_pytorch import Lion
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from . import checkpoint, provenance
+from . import checkpoint, ect, provenance
 from .couplings import COUPLINGS, Coupling, EndpointFn, Pair
 from .data import TrainingData
 from .distributed import SINGLE, Shard
@@ -68,14 +69,14 @@ def training_step(
     return (weights[i] * loss_fn(pred, target)).mean(), pair
 
 
-def in_eval_mode(net: nn.Module) -> EndpointFn:
+def in_eval_mode(net: nn.Module, **kwargs) -> EndpointFn:
     """f(x, sigma) from `net` without dropout: GC endpoints are the generator's own outputs."""
 
     def predict(x: Tensor, sigma: Tensor) -> Tensor:
         was_training = net.training
         net.eval()
         try:
-            return net(x, sigma)
+            return net(x, sigma, **kwargs)
         finally:
             net.train(was_training)
 
@@ -100,7 +101,9 @@ def _check_config(run_dir: Path, c: TrainConfig, write: bool = True) -> None:
             checkpoint.write_json(c.to_dict(), path)
         return
     old = checkpoint.read_json(path)
-    changed = {k: (old.get(k), v) for k, v in c.to_dict().items() if old.get(k) != v}
+    defaults = TrainConfig(dataset=c.dataset).to_dict()
+    # A field added after the run started, at its default, computes what the run computed.
+    changed = {k: (old.get(k), v) for k, v in c.to_dict().items() if old.get(k, defaults[k]) != v}
     changed.pop("device", None)  # where a run resumes does not change what it computes
     if changed:
         diff = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
@@ -188,16 +191,17 @@ def train(
     grid_points, grid = 0, None
     tick_start = time.perf_counter()
 
-    while run.step < c.total_steps:
+    finished = _finished(run, 0.0)
+    while not finished:
         if shard.any(should_stop(run.step), run.device):
             run.train_seconds += time.perf_counter() - tick_start
             _save_state(run)
             bar.close()
             return "stopped"
 
-        # ---- batch and discretisation (the curriculum N(k) grows during training) ----
+        # ---- batch and discretisation (iCT: the curriculum N(k) grows during training) ----
         n_points = num_sigma_points(run.step, c.total_steps, c.s0, c.s1)
-        if n_points != grid_points:
+        if c.objective == "ict" and n_points != grid_points:
             grid_points, grid = n_points, _sigma_grid(n_points, c, run.device)
         x = run.data.batch(run.step, c.batch_size, c.seed, run.device, shard.rows(c.batch_size))
         if run.layout is not None:
@@ -210,13 +214,14 @@ def train(
         bar.update(1)
 
         # ---- per-tick maintenance: log, snapshot, checkpoint ----
-        if run.step % c.log_every == 0 or run.step == c.total_steps:
+        finished = _finished(run, time.perf_counter() - tick_start)
+        if run.step % c.log_every == 0 or finished:
             now = time.perf_counter()
             run.train_seconds += now - tick_start
             tick_start = now
-            row = _log(run, window, n_points)
+            row = _log(run, window, n_points if c.objective == "ict" else None)
             bar.set_postfix(loss=f"{row['loss']:.4g}", N=n_points)
-        _save(run, window)
+        _save(run, window, finished)
 
     bar.close()
     if shard.is_main:
@@ -227,6 +232,16 @@ def train(
             run.run_dir / "done.json",
         )
     return "done"
+
+
+def _finished(run: _Run, seconds_since_tick: float) -> bool:
+    """total_steps reached, or the wall-clock cap (ECT's short run) spent. Ranks' clocks
+    differ, so they agree on the cap through a collective (only when a cap is set)."""
+    c = run.c
+    if run.step >= c.total_steps or not c.max_train_seconds:
+        return run.step >= c.total_steps
+    spent = run.train_seconds + seconds_since_tick >= c.max_train_seconds
+    return run.shard.any(spent, run.device)
 
 
 def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
@@ -263,45 +278,89 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
         gen=gen,
         coupling=COUPLINGS[c.coupling](c.mu, c.gc_start_step),
         loss_fn=LOSSES[c.loss],
-        endpoint_fn=in_eval_mode(ema if c.endpoint == "ema" else net),
+        endpoint_fn=in_eval_mode(
+            ema if c.endpoint == "ema" else net, **(ect.DENOISER if c.objective == "ect" else {})
+        ),
     )
     log = print if shard.is_main else lambda message: None
     state = checkpoint.load_state(run.state_path, log=log)
+    init = {}
     if state is not None:
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], gen, device, shard)
         run.step, run.train_seconds = state["step"], state["train_seconds"]
+    elif c.init:  # pretrained weights for the online net and the EMA alike
+        from .pretrained import load_init
+
+        init = dict(init=c.init, init_sha256=load_init(c.init, net.backbone))
+        ema.load_state_dict(net.state_dict())
     if shard.is_main:
         event = "resume" if run.step else "start"
         checkpoint.append_jsonl(
-            provenance.collect(event=event, step=run.step, seed=c.seed, world_size=shard.world),
+            provenance.collect(
+                event=event, step=run.step, seed=c.seed, world_size=shard.world, **init
+            ),
             run_dir / "provenance.jsonl",
         )
     run.model = _compiled(_data_parallel(net, shard, device), c)
     return run
 
 
-def _step(run: _Run, x: Tensor, grid: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Pair]:
+def _step(
+    run: _Run, x: Tensor, grid: tuple[Tensor, Tensor, Tensor] | None
+) -> tuple[Tensor, Pair | None]:
     """One optimizer step on batch x: coupling and loss, backward, update, EMA."""
-    with torch.autocast(run.device.type, torch.bfloat16, enabled=run.c.bf16):
-        loss, pair = training_step(
+    c = run.c
+    with torch.autocast(run.device.type, torch.bfloat16, enabled=c.bf16):
+        loss, pair = _objective(run, x, grid)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.float().backward()
+    if c.objective == "ect":  # as ECT: a non-finite gradient entry becomes a finite one
+        for p in run.net.parameters():
+            if p.grad is not None:
+                torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
+    if c.lr_rampup_steps:  # a function of the step alone, so a resumed run continues it exactly
+        for group in run.optimizer.param_groups:
+            group["lr"] = c.lr * min(1.0, (run.step + 1) / c.lr_rampup_steps)
+    run.optimizer.step()
+    update_ema(run.ema, run.net, run.step, c.ema_beta, c.ema_every, c.ema_warmup)
+    return loss, pair
+
+
+def _objective(run: _Run, x: Tensor, grid) -> tuple[Tensor, Pair | None]:
+    """The batch's loss under the config's objective, and the pair it trained on."""
+    c, common = run.c, dict(gen=run.gen, shard=run.shard)
+    if c.objective == "ict":
+        return training_step(
             run.model,
             run.coupling,
             run.loss_fn,
             x,
             *grid,
             step=run.step,
-            gen=run.gen,
             endpoint_fn=run.endpoint_fn,
-            shard=run.shard,
+            **common,
         )
-    run.optimizer.zero_grad(set_to_none=True)
-    loss.float().backward()
-    run.optimizer.step()
-    update_ema(run.ema, run.net, run.step, run.c.ema_beta, run.c.ema_every)
-    return loss, pair
+    if c.objective == "ect":
+        return ect.ect_step(
+            run.model,
+            run.coupling,
+            x,
+            step=run.step,
+            endpoint_fn=run.endpoint_fn,
+            p_mean=c.p_mean,
+            p_std=c.p_std,
+            q=c.ect_q,
+            stage_steps=c.ect_stage_steps,
+            c=c.ect_c,
+            **common,
+        )
+    loss = ect.denoising_step(
+        run.model, x, p_mean=c.p_mean, p_std=c.p_std, sigma_data=c.sigma_data, **common
+    )
+    return loss, None  # denoising pairs no noise with an endpoint: no transport cost
 
 
 def _log(run: _Run, window: _Window, n_points: int) -> dict:
@@ -313,11 +372,10 @@ def _log(run: _Run, window: _Window, n_points: int) -> dict:
     return row
 
 
-def _save(run: _Run, window: _Window) -> None:
+def _save(run: _Run, window: _Window, last: bool) -> None:
     """The snapshot (EMA and online weights, for the FID curve) and the resume state, each on
     its own schedule and at the last step."""
     c, step = run.c, run.step
-    last = step == c.total_steps
     snapshot = step % c.snapshot_every == 0 or last
     state = step % c.checkpoint_every == 0 or last
     if snapshot or state:
@@ -396,13 +454,16 @@ class _Window:
         self.sums = torch.zeros(5, device=self.device, dtype=torch.float64)
         self.started = time.perf_counter()
 
-    def add(self, loss: Tensor, pair: Pair) -> None:
+    def add(self, loss: Tensor, pair: Pair | None) -> None:
+        self.steps += 1
+        if pair is None:  # EDM pretraining: a loss, no coupling
+            self.sums[0] += loss.double()
+            return
         cost = pair.transport_cost().double()
         gc = pair.is_gc.double()
         self.sums += torch.stack(
             [loss.double(), (cost * (1 - gc)).sum(), (1 - gc).sum(), (cost * gc).sum(), gc.sum()]
         )
-        self.steps += 1
 
     def _global(self) -> list[float]:
         sums = self.shard.sum(self.sums).tolist()  # the one sync per tick
@@ -422,7 +483,7 @@ class _Window:
             "n_points": n_points,
             "transport_cost_ic": cost_ic / n_ic if n_ic else None,
             "transport_cost_gc": cost_gc / n_gc if n_gc else None,
-            "gc_fraction": n_gc / (n_ic + n_gc),
+            "gc_fraction": n_gc / (n_ic + n_gc) if n_ic + n_gc else None,
             "step_time": elapsed / self.steps,
             "images_per_s": batch * self.steps / elapsed,
             "train_seconds": train_seconds,
