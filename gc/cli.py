@@ -534,7 +534,17 @@ def check_inputs(recipe, overrides, modes, offline_inception, cache_dir, out) ->
             extractor="offline" if offline_inception else "standard",
         )
         needed = check_eval_inputs(config.dataset, config.data_dir, spec)
-    except (ConfigError, MissingDatasetError, MissingAssetError, ValueError) as err:
+        if config.init:  # pretrained weights (ECT): present and verified before any job
+            from .pretrained import check_init
+
+            check_init(config.init, cache_dir)
+    except (
+        ConfigError,
+        MissingDatasetError,
+        MissingAssetError,
+        FileNotFoundError,
+        ValueError,
+    ) as err:
         _fail(str(err))
     summary = {
         "recipe": recipe,

@@ -7,12 +7,13 @@ Config shape (validated by workflow/schemas/config.schema.yaml):
 
     experiments:
       cifar10:                       # experiment name; runs live in results/runs/cifar10/...
-        dataset: cifar10             # recipe prefix: recipes are <dataset>-<variant>
+        dataset: cifar10             # recipe prefix: recipes are <dataset>-<coupling>
+        recipe: cifar10_ect_long     # optional recipe prefix when it is not the dataset (ECT)
         seeds: [0, 1, 2]
         set: [total_steps=100000]    # overrides for every variant (optional)
         variants:
-          ic: {variant: ic}
-          gc: {variant: gc, set: [mu=0.5]}
+          ic: {coupling: ic}
+          gc: {coupling: gc, set: [mu=0.5]}
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def runs(config: dict) -> list[Run]:
     out = []
     for name, exp in config["experiments"].items():
         for variant, spec in exp["variants"].items():
-            recipe = f"{exp['dataset']}-{spec['coupling']}"
+            recipe = f"{exp.get('recipe', exp['dataset'])}-{spec['coupling']}"
             for seed in exp["seeds"]:
                 overrides = (*exp.get("set", []), *spec.get("set", []), f"seed={seed}")
                 out.append(Run(name, variant, int(seed), recipe, overrides))
@@ -66,10 +67,23 @@ def validate(config: dict) -> list[Run]:
     all_runs = runs(config)
     for run in all_runs:
         try:
-            run.config()
+            c = run.config()
         except ValueError as err:
             raise ValueError(f"{run.experiment}/{run.variant}/s{run.seed}: {err}") from None
+        dataset = config["experiments"][run.experiment]["dataset"]
+        if c.dataset != dataset:
+            raise ValueError(
+                f"{run.experiment}: recipe {run.recipe} trains {c.dataset}, but the experiment "
+                f"says dataset: {dataset}; make them agree"
+            )
     return all_runs
+
+
+def init_inputs(run: Run) -> list[str]:
+    """What a run initialised from another run of the study waits for: that run's completion
+    (the embedded ECT analogue starts from a denoiser the study pretrains)."""
+    init = run.config().init
+    return [f"{init.rstrip('/')}/done.json"] if init.startswith(f"{RUNS_DIR}/") else []
 
 
 def shell_overrides(run: Run) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import checkpoint, ect, provenance
+from .assets import DEFAULT_CACHE
 from .couplings import COUPLINGS, Coupling, EndpointFn, Pair
 from .data import TrainingData
 from .distributed import SINGLE, Shard
@@ -294,7 +296,8 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
     elif c.init:  # pretrained weights for the online net and the EMA alike
         from .pretrained import load_init
 
-        init = dict(init=c.init, init_sha256=load_init(c.init, net.backbone))
+        cache = Path(os.environ.get("GCBENCH_CACHE", DEFAULT_CACHE))  # as `gcbench check`
+        init = dict(init=c.init, init_sha256=load_init(c.init, net.backbone, cache))
         ema.load_state_dict(net.state_dict())
     if shard.is_main:
         event = "resume" if run.step else "start"

@@ -6,6 +6,7 @@
 rule train:
     input:
         check="results/checks/{exp}.json",
+        init=lambda w: study.init_inputs(run_of(w)),
     output:
         done=f"{RUN}/done.json",
     log:
