@@ -45,11 +45,53 @@ def test_dry_run_of_the_paper_study_under_the_slurm_profile(workdir):
     assert out.returncode == 0, out.stderr
     counts = _job_counts(out.stdout)
     # Table 1: 4 datasets x 4 variants; Table 3: 2 ablations (same wall-clock is the GC run
-    # taken at IC's training seconds); mu sweep: 6 values; 3 seeds each.
-    assert counts["train"] == counts["evaluate"] == (16 + 2 + 6) * 3
+    # taken at IC's training seconds); mu sweep: 6 values; Table 2: ECT short and long on
+    # CIFAR-10, IC and GC; 3 seeds each.
+    assert counts["train"] == counts["evaluate"] == (16 + 2 + 6 + 4) * 3
     assert (
         "launch train --cluster slurm --threads 0 --slurm-config slurm/cluster.yaml" in out.stdout
     )
+    for recipe in ("cifar10_ect_short-ic", "cifar10_ect_short-gc", "cifar10_ect_long-gc"):
+        assert f"--recipe {recipe} --set seed=2 --run-dir results/runs/" in out.stdout
+
+
+def test_dry_run_of_the_embedded_ect_study(workdir):
+    config = "workflow/config/ect_digits.yaml"
+    out = _snakemake(workdir, "-n", "-p", "--cores", "2", "--configfile", config)
+    assert out.returncode == 0, out.stderr
+    counts = _job_counts(out.stdout)
+    # One pretrained denoiser; ECT long and short x (IC, GC EMA endpoint, GC online) x 3 seeds.
+    assert counts["train"] == counts["evaluate"] == 1 + 2 * 3 * 3
+    init = "--set init=results/runs/digits8_pretrain/denoiser/s0"
+    trains = [line for line in out.stdout.splitlines() if " launch train " in line]
+    assert sum(init in line for line in trains) == 18  # every fine-tuning run starts from it
+
+
+@pytest.mark.slow
+def test_ect_pretraining_then_fine_tuning_through_the_workflow(workdir):
+    (workdir / "ect.yaml").write_text(
+        "cluster: local\nthreads_per_job: 1\n"
+        "eval: {n: 100, curve_n: 50, steps: [1, 2], weights: [ema], device: cpu}\n"
+        "experiments:\n"
+        "  pre:\n    dataset: digits8\n    recipe: digits8_edm\n    seeds: [0]\n"
+        "    set: [total_steps=20, batch_size=16, mlp_hidden=32, snapshot_every=10, device=cpu]\n"
+        "    table: table2\n    variants: {denoiser: {coupling: ic}}\n"
+        "  long:\n    dataset: digits8\n    recipe: digits8_ect_long\n    seeds: [0, 1]\n"
+        "    set: [init=results/runs/pre/denoiser/s0, total_steps=20, ect_stage_steps=5,"
+        " batch_size=16, mlp_hidden=32, snapshot_every=10, log_every=10, device=cpu]\n"
+        "    table: table2\n    variants: {ic: {coupling: ic}, gc: {coupling: gc}}\n"
+    )
+    out = _snakemake(workdir, "--cores", "2", "--configfile", "ect.yaml", timeout=1200)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    results = workdir / "results"
+    denoiser = checkpoint.find_snapshot(results / "runs/pre/denoiser/s0", "final")
+    for run in ("long/ic/s0", "long/gc/s1"):
+        start = checkpoint.read_jsonl(results / "runs" / run / "provenance.jsonl")[0]
+        assert start["init_sha256"] == checkpoint.sha256(denoiser)
+        final = json.loads((results / "runs" / run / "eval/final.json").read_text())
+        assert {r["sampling"]["steps"] for r in final} == {1, 2}
+    table = (results / "tables/table2.md").read_text()
+    assert re.search(r"\| long +\| gc .*fd_digits.*\| 2/2 ", table), table
 
 
 def test_adding_a_seed_adds_only_new_runs(workdir):
