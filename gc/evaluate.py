@@ -27,7 +27,7 @@ from . import assets, checkpoint, digits_metric, features, metrics, prepare, pro
 from .catalog import FID_MODES, PAPER_DATASETS
 from .couplings import generator_induced_endpoint, ot_permutation
 from .data import DATASETS, dataset_path, digits, load_uint8_array, toy2d
-from .sample import load_network, sample, to_uint8
+from .sample import load_network, renoise_floor, sample, to_uint8
 from .schedules import karras_sigmas
 
 CLIP = "clipped to [-1, 1], quantised to uint8 (the official code min-max normalises instead)"
@@ -321,8 +321,7 @@ def _sample_and_score(net, config, spec: EvalSpec, seed: int, needed, device, he
         DATASETS[config.dataset].shape,
         seed=seed,
         steps=spec.steps,
-        # The second step's noise: iCT's std sqrt(mid^2 - sigma_min^2); ECT's is mid itself.
-        sigma_min=0.0 if config.objective == "ect" else config.sigma_min,
+        sigma_min=renoise_floor(config),
         sigma_max=config.sigma_max,
         batch_size=spec.batch_size,
         device=device,

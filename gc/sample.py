@@ -74,6 +74,12 @@ def sample(
     return torch.cat(chunks)
 
 
+def renoise_floor(config: TrainConfig) -> float:
+    """The `sigma_min` of the second step's noise std sqrt(mid^2 - sigma_min^2): iCT's
+    sigma_min; 0 for ECT, whose std is mid itself."""
+    return 0.0 if config.objective == "ect" else config.sigma_min
+
+
 def to_uint8(images: Tensor) -> np.ndarray:
     """Clip to [-1, 1] and quantise: (N, C, H, W) floats -> (N, H, W, C) uint8.
     (The official code min-max normalises each batch instead; we clip, as EDM and iCT do.)"""

@@ -241,3 +241,15 @@ def test_ect_recipes_carry_ects_settings():
     assert short.max_train_seconds == 3600 and short.dropout == (0.2,) * 3  # IC keeps it too
     assert long.init == "edm-cifar10" and resolve("ffhq64_ect_long-gc").init == "edm-ffhq64"
     assert math.isclose(resolve("digits8_ect_long-gc").mu, 0.3)
+
+
+def test_ect_two_step_sampling_renoises_with_std_mid():
+    from gcbench.sample import SIGMA_MID, renoise_floor, sample
+
+    def f(x, sigma):  # 0 from pure noise, identity at sigma_mid: the output is the renoise
+        return torch.zeros_like(x) if sigma[0] > 1 else x
+
+    ect, ict = resolve("digits8_ect_short-gc"), resolve("digits8-gc")
+    assert renoise_floor(ect) == 0.0 and renoise_floor(ict) == ict.sigma_min
+    x = sample(f, 4000, (1, 8, 8), steps=2, sigma_min=renoise_floor(ect))
+    assert x.std().item() == pytest.approx(SIGMA_MID, rel=0.01)
