@@ -1,11 +1,17 @@
-"""Metric assets: Inception weights and reference statistics, fetched once into a cache.
+"""Assets: Inception weights and reference statistics for the metrics, and EDM's pretrained
+networks that ECT starts from, each fetched once into a cache.
 
 Compute nodes often have no internet, and clean-fid would download its Inception weights to
-/tmp on every node. Instead `gcbench assets fetch` downloads every asset once, on a machine with
+/tmp on every node. Instead `gcbench assets fetch` downloads each asset once, on a machine with
 internet, into one cache directory, records its sha256 in `manifest.json`, and every evaluation
 loads from there after checking the hash. Where the publisher states a hash (torch-hub style
 file names carry the first 8 hex digits of the sha256) the download is checked against it;
 otherwise the hash recorded at fetch time is what later loads are checked against.
+
+A plain `gcbench assets fetch` (and `gcbench assets check`) covers the metric assets (ASSETS),
+which every evaluation needs. EDM's pickles (PRETRAINED, ~220 MB each) are needed only by the
+ECT runs that start from them, so they are fetched when named: `gcbench assets fetch --only
+edm-cifar10`. `gcbench check` (pretrained.check_init) names that command when one is missing.
 """
 
 from __future__ import annotations
@@ -53,6 +59,17 @@ ASSETS: dict[str, Asset] = {
     },
 }
 
+# EDM's pretrained denoisers (Karras et al. 2022), the starting point of ECT (Table 2).
+_EDM_PRETRAINED = "https://nvlabs-fi-cdn.nvidia.com/edm/pretrained"
+PRETRAINED: dict[str, Asset] = {
+    name: Asset(filename, f"{_EDM_PRETRAINED}/{filename}", f"EDM's pretrained {what}")
+    for name, filename, what in (
+        ("edm-cifar10", "edm-cifar10-32x32-uncond-vp.pkl", "CIFAR-10 32x32 DDPM++ (VP)"),
+        ("edm-ffhq64", "edm-ffhq-64x64-uncond-vp.pkl", "FFHQ 64x64 DDPM++ (VP)"),
+    )
+}
+KNOWN: dict[str, Asset] = ASSETS | PRETRAINED  # what fetch/status/require accept by name
+
 
 class MissingAssetError(FileNotFoundError):
     pass
@@ -72,7 +89,7 @@ def _record(cache: Path, filename: str, digest: str) -> None:
 
 def fetch(name: str, cache: Path = DEFAULT_CACHE, progress=print) -> Path:
     """Download one asset into the cache (unless present and verified); return its path."""
-    asset = ASSETS[name]
+    asset = KNOWN[name]
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / asset.filename
     if target.exists() and status(name, cache) == "ok":
@@ -92,7 +109,7 @@ def fetch(name: str, cache: Path = DEFAULT_CACHE, progress=print) -> Path:
 
 def status(name: str, cache: Path = DEFAULT_CACHE) -> str:
     """'ok', 'missing', 'unverified' (no recorded hash) or 'corrupt' (hash mismatch)."""
-    asset = ASSETS[name]
+    asset = KNOWN[name]
     path = cache / asset.filename
     if not path.exists():
         return "missing"
@@ -105,11 +122,15 @@ def status(name: str, cache: Path = DEFAULT_CACHE) -> str:
 def require(name: str, cache: Path = DEFAULT_CACHE) -> Path:
     """The verified path of an asset, or an error that says where it comes from and how to
     fetch it. Call before any sampling, so a missing file costs nothing."""
-    asset = ASSETS[name]
+    asset = KNOWN[name]
     state = status(name, cache)
     if state == "ok":
         return cache / asset.filename
+    kind, only = (
+        ("pretrained network", f" --only {name}") if name in PRETRAINED else ("metric asset", "")
+    )
     raise MissingAssetError(
-        f"metric asset {asset.filename} is {state} in {cache} ({asset.purpose}). It comes from "
-        f"{asset.url}. On a machine with internet run `gcbench assets fetch --cache-dir {cache}`."
+        f"{kind} {asset.filename} is {state} in {cache} ({asset.purpose}). It comes from "
+        f"{asset.url}. On a machine with internet run "
+        f"`gcbench assets fetch{only} --cache-dir {cache}`."
     )

@@ -101,7 +101,7 @@ def sample(run_dir, snapshot, count, steps, weights, seed, batch_size, device, o
     from tqdm import tqdm
 
     from .runtime import fp32, pick_device
-    from .sample import load_network, to_uint8
+    from .sample import load_network, renoise_floor, to_uint8
     from .sample import sample as draw
 
     dev = pick_device(device)
@@ -119,7 +119,7 @@ def sample(run_dir, snapshot, count, steps, weights, seed, batch_size, device, o
             shape,
             seed=seed,
             steps=int(steps),
-            sigma_min=config.sigma_min,
+            sigma_min=renoise_floor(config),
             sigma_max=config.sigma_max,
             batch_size=batch_size,
             device=dev,
@@ -306,18 +306,29 @@ def assets() -> None:
 
 @assets.command()
 @_CACHE
-@click.option("--only", multiple=True, metavar="NAME", help="Fetch only these assets.")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="NAME",
+    help="Fetch only these assets (EDM's networks: edm-cifar10, edm-ffhq64).",
+)
 def fetch(cache_dir: Path, only: tuple[str, ...]) -> None:
-    """Download every metric asset into the cache and record its sha256 (needs internet)."""
+    """Download every metric asset into the cache and record its sha256 (needs internet).
+    EDM's pretrained networks (~220 MB each, for ECT) only when named:
+
+    \b
+    gcbench assets fetch                          # metric assets
+    gcbench assets fetch --only edm-cifar10       # EDM's CIFAR-10 network
+    """
     from . import assets as a
 
     for name in only or a.ASSETS:
-        if name not in a.ASSETS:
-            _fail(f"unknown asset {name!r}; known: {', '.join(a.ASSETS)}")
+        if name not in a.KNOWN:
+            _fail(f"unknown asset {name!r}; known: {', '.join(a.KNOWN)}")
         try:
             path = a.fetch(name, cache_dir, progress=click.echo)
         except OSError as err:
-            _fail(f"could not fetch {name} from {a.ASSETS[name].url}: {err}")
+            _fail(f"could not fetch {name} from {a.KNOWN[name].url}: {err}")
         click.echo(f"ok       {name:<28} {path}")
 
 
