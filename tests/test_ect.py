@@ -197,13 +197,11 @@ def test_ect_fine_tuning_starts_from_the_denoiser_and_resumes_exactly(tmp_path, 
     start = checkpoint.read_jsonl(straight / "provenance.jsonl")[0]
     final = checkpoint.find_snapshot(denoiser, "final")
     assert start["init"] == str(denoiser) and start["init_sha256"] == checkpoint.sha256(final)
-    # The EMA keeps beta^k of the pretrained weights: after 30 steps at 0.995, 86%.
-    ema = _final_state(straight)["ema"]
-    w = "backbone.body.0.weight"
-    moved = (ema[w] - pretrained[w]).abs().mean() / (
-        _final_state(straight)["net"][w] - pretrained[w]
-    ).abs().mean()
-    assert 0.05 < moved < 0.3
+    # Fine-tuning moved the online net from the denoiser; the EMA follows it slowly.
+    state, w = _final_state(straight), "backbone.body.0.weight"
+    net_moved = (state["net"][w] - pretrained[w]).abs().mean()
+    ema_moved = (state["ema"][w] - pretrained[w]).abs().mean()
+    assert net_moved > 0 and 0 < ema_moved < 0.3 * net_moved
 
     interrupted = tmp_path / "interrupted"
     assert train(c, interrupted, should_stop=lambda step: step == 13, progress=False) == "stopped"
@@ -253,3 +251,15 @@ def test_ect_two_step_sampling_renoises_with_std_mid():
     assert renoise_floor(ect) == 0.0 and renoise_floor(ict) == ict.sigma_min
     x = sample(f, 4000, (1, 8, 8), steps=2, sigma_min=renoise_floor(ect))
     assert x.std().item() == pytest.approx(SIGMA_MID, rel=0.01)
+
+
+def test_ects_ema_keeps_beta_to_the_k_of_the_pretrained_weights():
+    from gcbench.ema import update_ema
+
+    ema, net = nn.Linear(3, 3), nn.Linear(3, 3)
+    start = {k: v.clone() for k, v in ema.state_dict().items()}
+    for step in range(40):  # no warm-up, no copy at step 0: beta from the first update
+        update_ema(ema, net, step, beta=0.9, every=1, warmup=False)
+    for k, v in ema.state_dict().items():
+        expected = net.state_dict()[k] + 0.9**40 * (start[k] - net.state_dict()[k])
+        assert torch.allclose(v, expected, atol=1e-6)
