@@ -18,7 +18,7 @@ from tabulate import tabulate
 
 from . import checkpoint, claims
 from . import paper as published
-from .paper import primary
+from .paper import ICT, primary
 from .stats import mean_ci
 
 KEYS = [
@@ -179,22 +179,30 @@ def _per_seed(rows: pd.DataFrame) -> tuple[pd.Series, str]:
 
 
 def _with_roles(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with each run's role and pairing group where its config is known."""
-    known = claims.with_roles(frame)[["run", "role", "group"]].drop_duplicates("run")
+    """The frame with each run's role, setting and pairing group where its config is known."""
+    known = claims.with_roles(frame)[["run", "role", "setting", "group"]].drop_duplicates("run")
     return frame.merge(known, on="run", how="left")
 
 
 def summary_table(
-    frame: pd.DataFrame, steps: int = 1, weights: str = "ema", pool: pd.DataFrame | None = None
+    frame: pd.DataFrame,
+    steps: int = 1,
+    weights: str = "ema",
+    pool: pd.DataFrame | None = None,
+    settings: bool | None = None,
 ) -> pd.DataFrame:
     """Per experiment x variant: the headline metric's mean ± 95% CI over seeds, completed
-    seeds, the paper's value and the gap (1-step only: the paper reports no other), and the
-    paired difference to IC: the IC run of the same dataset, training budget and seed, from any
-    experiment of `pool` (default: `frame`). KID×10² and IS beside the paper's for FID datasets.
+    seeds, the paper's value for the run's setting and the gap (1-step only: the paper reports
+    no other), and the paired difference to IC: the IC run of the same dataset, setting,
+    training budget and seed, from any experiment of `pool` (default: `frame`). KID×10² and IS
+    beside the paper's for FID datasets. `settings` (default: where any run is not iCT) adds
+    the columns `setting` (ECT short / long, EDM pretraining) and `paper source`.
     """
     frame = _with_roles(frame)
     pool = frame if pool is None else _with_roles(pool)
     image_datasets = set(frame["dataset"].dropna()) - set(published.PRIMARY_OTHER)
+    if settings is None:
+        settings = bool((frame["setting"].dropna() != ICT).any())
     out = []
     for (experiment, variant), group in frame.groupby(["experiment", "variant"], sort=False):
         dataset = group["dataset"].dropna().iloc[0] if group["dataset"].notna().any() else ""
@@ -208,12 +216,13 @@ def summary_table(
         per_seed, refused = _per_seed(sel[sel.n == n])
         mean, half = mean_ci(per_seed)
         role = group["role"].dropna().iloc[0] if group["role"].notna().any() else ""
-        paper = published.FID.get(dataset, {}).get(role) if steps == 1 else None
+        setting = group["setting"].dropna().iloc[0] if group["setting"].notna().any() else ICT
+        paper = published.paper_value(dataset, role, setting) if steps == 1 else None
         label = f"{metric} ({mode + ', ' if mode else ''}{steps}-step, n={n:g}, {weights})"
         if sel.empty:
             label = "— (no finished run)"
         paired = pd.Series(dtype=float)
-        if role and role != "ic":
+        if role and role not in ("ic", "denoiser"):  # the denoiser has no IC arm
             budget = group["group"].dropna().iloc[0]
             base = _final_rows(pool, metric, mode, steps, weights)
             base = base[(base.role == "ic") & (base.group == budget) & (base.n == n)]
@@ -221,22 +230,28 @@ def summary_table(
             paired = (per_seed - base).dropna()
         d_mean, d_half = mean_ci(paired)
         missing = [s for s in expected if s not in per_seed.dropna().index]
-        row = {
-            "experiment": experiment,
-            "variant": variant,
+        row = {"experiment": experiment, "variant": variant}
+        if settings:
+            row["setting"] = setting if group["setting"].notna().any() else ""
+        row |= {
             "metric": label,
             "ours": refused or _fmt(mean, half),
             "mean": mean,
             "ci95": half,
             "seeds": f"{len(per_seed.dropna())}/{len(expected)}",
             "paper": paper,
+        }
+        if settings:
+            source = published.paper_source(dataset, role, setting)
+            row["paper source"] = source if paper is not None else ""
+        row |= {
             "gap": None if paper is None or math.isnan(mean) else round(mean - paper, 2),
             PAIRED_COLUMN: _fmt(d_mean, d_half),
             "pairs": len(paired),
             "missing seeds": ", ".join(map(str, missing)) or "",
         }
         if image_datasets:
-            row |= _kid_is_columns(group, dataset, role, steps, weights, n)
+            row |= _kid_is_columns(group, dataset, role, setting, steps, weights, n)
         out.append(row)
     return pd.DataFrame(out)
 
@@ -249,6 +264,7 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
     at its snapshot nearest to IC's measured training seconds, on the curve's protocol."""
     out = []
     known = claims.with_roles(frame)
+    known = known[known.setting == ICT]  # Table 3 is iCT's: ECT runs of a dataset stay out
     for dataset in ablations["dataset"].dropna().unique():
         curves = claims.curve_values(known[known.dataset == dataset], dataset)
         per_seed = claims.same_wallclock(curves) if not curves.empty else pd.DataFrame()
@@ -278,17 +294,19 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
     return pd.DataFrame(out)
 
 
-def _kid_is_columns(group, dataset, role, steps, weights, n) -> dict:
-    """KID×10² (clean-mode features) and Inception Score, ours beside the paper's."""
+def _kid_is_columns(group, dataset, role, setting, steps, weights, n) -> dict:
+    """KID×10² (clean-mode features) and Inception Score, ours beside the paper's (Table 1's,
+    iCT only: Table 2 gives FID alone)."""
     out = {}
     for name, metric, mode, scale, paper in (
-        ("KID×10²", "kid", "clean", 100, published.KID_X100),
-        ("IS", "inception_score", "", 1, published.INCEPTION_SCORE),
+        ("KID×10²", "kid", "clean", 100, "kid_x100"),
+        ("IS", "inception_score", "", 1, "inception_score"),
     ):
         sel = _final_rows(group, metric, mode, steps, weights)
         per_seed, refused = _per_seed(sel[sel.n == n])
         out[name] = refused or _fmt(*[v * scale for v in mean_ci(per_seed)])
-        out[f"paper {name}"] = paper.get(dataset, {}).get(role) if steps == 1 else None
+        value = published.paper_value(dataset, role, setting, paper)
+        out[f"paper {name}"] = value if steps == 1 else None
     return out
 
 
@@ -428,6 +446,7 @@ def mu_sweep_frame(frame: pd.DataFrame, sweep: list[str]) -> tuple[pd.DataFrame,
     paper's GC mu = 0.5 where it was scored like them), and IC's values beside it. Only rows of
     the sweep's sample count, 1-step, EMA: never two protocols in one figure."""
     frame = _with_roles(frame)
+    frame = frame[frame.setting == ICT]  # IC and GC mu = 0.5 of iCT, never ECT's runs
     dataset = frame.loc[frame.experiment.isin(sweep), "dataset"].dropna().iloc[0]
     metric, mode = primary(dataset)
     rows = _final_rows(frame[frame.dataset == dataset], metric, mode, 1, "ema")
@@ -467,7 +486,7 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
     frame.to_csv(results / "tidy.csv", index=False)
     written.append(results / "tidy.csv")
     kinds = {exp: tables.get(exp, "table1") for exp in frame["experiment"].unique()}
-    for name in ("table1", "table3", "mu_sweep", "toy"):
+    for name in ("table1", "table2", "table3", "mu_sweep", "toy"):
         exps = [e for e, k in kinds.items() if k == name]
         if not exps or (name != "table1" and frame[frame.experiment.isin(exps)].empty):
             continue
@@ -477,7 +496,8 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
             for weights in sorted(finals["weights"].dropna().unique()) or ["ema"]:
                 suffix = "" if steps == 1 else f"_{int(steps)}step"
                 suffix += "" if weights == "ema" else f"_{weights}"
-                table = summary_table(sub, int(steps), weights, pool=frame)
+                settings = True if name == "table2" else None
+                table = summary_table(sub, int(steps), weights, pool=frame, settings=settings)
                 if name == "table3" and steps == 1 and weights == "ema":
                     table = pd.concat([table, same_wallclock_table(frame, sub)], ignore_index=True)
                 write_tables(table, results / "tables", f"{name}{suffix}")
@@ -571,7 +591,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
 _DESCRIPTIONS = [  # (file-name prefix, description), most specific first
     (
         "claims",
-        "the paper's claims tested on this study: paired difference over seeds, 95% CI, pairs, verdict (reproduced / contradicted / inconclusive); GC − IC at every snapshot",
+        "the paper's claims tested on this study: paired difference over seeds, 95% CI, pairs, verdict (reproduced / contradicted / inconclusive / not a paper claim); GC − IC at every snapshot",
     ),
     (
         "tidy",
@@ -580,6 +600,10 @@ _DESCRIPTIONS = [  # (file-name prefix, description), most specific first
     (
         "table1",
         "Table 1 style: headline metric per experiment x variant, mean ± 95% CI over seeds, completed seeds, the paper's value and the gap, the paired difference to IC per seed with its CI, missing seeds",
+    ),
+    (
+        "table2",
+        "Table 2 style (ECT fine-tuning a pretrained EDM denoiser, IC vs GC mu = 0.3): the columns of Table 1 plus `setting` (ECT short / long; EDM pretraining for the denoiser ECT starts from, its own row without a paper value) and `paper source`; `paper` is Table 2's number for the run's setting, and the paired difference pairs only within one setting",
     ),
     ("table3", "Table 3 ablations, same columns"),
     ("mu_sweep.", "final headline metric against mu, mean ± 95% band over seeds"),
@@ -624,8 +648,10 @@ def _readme(results: Path, written: list[Path], frame: pd.DataFrame) -> str:
         "weights); `ours` = mean ± 95% t-interval over completed seeds; `seeds` = "
         "completed/expected; `paper` = the paper's number (1-step only); `gap` = ours − paper; "
         "`paired Δ vs IC` = mean ± 95% CI of (variant − IC) over seeds where both finished, IC "
-        "of the same dataset, budget and seed; `pairs` = how many such seeds; `missing seeds` "
-        "= expected seeds without a final result.",
+        "of the same dataset, setting, budget and seed; `pairs` = how many such seeds; `missing seeds` "
+        "= expected seeds without a final result. Table 2 adds `setting` (ECT short, ECT "
+        "long, EDM pretraining) and `paper source` (Table 1, 2 or 3; Table 2's FFHQ 64 row is "
+        "marked unconfirmed: it appears only in other versions of the paper).",
         "",
     ]
     return "\n".join(lines)

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from gcbench import claims
+from gcbench import paper as published
+from gcbench.paper import primary
 
 
 def _diffs(*values):
@@ -61,30 +63,34 @@ def test_log_auc_is_the_mean_of_the_log_metric_over_training():
 
 
 def _run_rows(variant, coupling, seed, final, curve, seconds_per_step, **config):
+    experiment, dataset = config.get("experiment", "digits8"), config.get("dataset", "digits8")
+    metric, mode = primary(dataset)
     meta = {
-        "experiment": "digits8",
+        "experiment": experiment,
         "variant": variant,
         "seed": seed,
-        "run": f"r/{variant}/s{seed}",
-        "dataset": "digits8",
+        "run": f"{experiment}/{variant}/s{seed}",
+        "dataset": dataset,
         "coupling": coupling,
         "mu": config.get("mu", 0.5 if coupling == "gc" else 0.0),
         "endpoint": config.get("endpoint", "ema"),
         "max_dropout": config.get("dropout", 0.0),
         "total_steps": 300,
         "batch_size": 128,
-        "mode": "",
+        "objective": config.get("objective", "ict"),
+        "ect_stage_steps": config.get("ect_stage_steps", 0),
+        "mode": mode,
     }
     rows = [
         meta
-        | dict(kind="final", step=300, metric="fd_digits", value=final, steps=1.0)
+        | dict(kind="final", step=300, metric=metric, value=final, steps=1.0)
         | dict(weights="ema", n=1000)
     ]
     for k, value in enumerate(curve, start=1):
         rows.append(
             meta
             | dict(kind="curve", step=100 * k, train_seconds=100 * k * seconds_per_step)
-            | dict(metric="fd_digits", value=value, steps=1.0, weights="ema", n=300)
+            | dict(metric=metric, value=value, steps=1.0, weights="ema", n=300)
         )
         rows.append(
             meta | dict(kind="train", step=100 * k, metric="step_time", value=seconds_per_step)
@@ -151,3 +157,114 @@ def test_runs_of_another_budget_never_pair():
     longer = frame[frame.variant == "gc"].assign(total_steps=600, run=lambda f: f["run"] + "L")
     frame = pd.concat([frame[frame.variant != "gc"], longer])
     assert "GC ends below IC" not in set(claims.claims(frame)["claim"])
+
+
+# ---- Table 2: the ECT setting ----------------------------------------------------------------
+
+ICT_ONLY = {  # claims whose numbers come from iCT runs (Tables 1 and 3, Fig. 3)
+    "GC ends below IC",
+    "GC ends below batch OT",
+    "the EMA endpoint beats the online one",
+    "dropout hurts GC",
+    "mu = 1 (pure GC) degrades",
+    "GC mu = 0.5 ends below IC (mu = 0)",
+    "GC converges faster: below IC at matched iterations",
+    "GC beats IC at IC's wall-clock",
+    "GC costs at most about +20% per step",
+}
+
+
+def _ect_study():
+    """CIFAR-10 ECT short and long, same budget and batch as each other and as an iCT study of
+    the same dataset: IC, GC (mu = 0.3, EMA endpoint), GC with the online endpoint, and GC
+    mu = 0.5, all with ECT's dropout 0.2; plus the EDM denoiser they start from."""
+    rows = []
+    ect = dict(dataset="cifar10", objective="ect", dropout=0.2)
+    for seed in range(3):
+        # iCT on CIFAR-10: GC - IC = -1.
+        ict = dict(dataset="cifar10", experiment="ict")
+        rows += _run_rows("ic", "ic", seed, 8.0 + seed, [20, 10, 8.0 + seed], 0.010, **ict)
+        rows += _run_rows("gc", "gc", seed, 7.0 + seed, [15, 9, 7.0 + seed], 0.020, **ict)
+        # Short: GC - IC = -2.0, -1.9, -1.8 (paper side); GC ahead all along; the EMA endpoint
+        # beats the online one by 3.0, 2.9, 2.8.
+        short = ect | dict(experiment="short", ect_stage_steps=0)
+        ic, gc = 10.0 + seed, 8.0 + 1.1 * seed
+        rows += _run_rows("ic", "ic", seed, ic, [200, 100, ic], 0.01, **short)
+        rows += _run_rows("gc", "gc", seed, gc, [150, 70, gc], 0.02, mu=0.3, **short)
+        online = dict(mu=0.3, endpoint="online")
+        rows += _run_rows("gc_online", "gc", seed, ic + 1, [1, 1, 1], 0.02, **online, **short)
+        rows += _run_rows("mu05", "gc", seed, gc, [1, 1, 1], 0.02, mu=0.5, **short)
+        # Long: GC - IC = +1.0, +1.1, +1.2 (the other side); GC behind all along; endpoints
+        # within noise (GC - online: +0.5, -0.5, -0.1).
+        long = ect | dict(experiment="long", ect_stage_steps=500)
+        ic, gc = 5.0 + seed, 6.0 + 1.1 * seed
+        rows += _run_rows("ic", "ic", seed, ic, [100, 60, ic], 0.01, **long)
+        rows += _run_rows("gc", "gc", seed, gc, [120, 80, gc], 0.02, mu=0.3, **long)
+        online = dict(mu=0.3, endpoint="online")
+        o = gc - (0.5, -0.5, -0.1)[seed]
+        rows += _run_rows("gc_online", "gc", seed, o, [1, 1, 1], 0.02, **online, **long)
+    pretrain = dict(dataset="cifar10", experiment="pretrain", objective="edm")
+    rows += _run_rows("denoiser", "ic", 0, 30.0, [90, 50, 30], 0.01, **pretrain)
+    frame = pd.DataFrame(rows)
+    frame["sigma"] = np.nan
+    return frame
+
+
+def test_ect_claims_come_from_table2_per_setting_and_never_mix():
+    table = claims.claims(_ect_study())
+    ect = table[table.setting.str.contains("ECT")]
+    assert set(ect.setting) == {
+        "cifar10 ECT short, 300 steps, batch 128",
+        "cifar10 ECT long, 300 steps, batch 128",
+    }
+    assert not set(ect.claim) & ICT_ONLY  # nor OT, mu sweep, dropout, wall-clock or overhead
+    ends = ect[ect.claim == "ECT-GC ends below ECT-IC"].set_index("setting")
+    assert set(ends.source) == {"Table 2"} and ends["pairs"].tolist() == [3, 3]
+    short, long = (ends.loc[f"cifar10 ECT {s}, 300 steps, batch 128"] for s in ("short", "long"))
+    assert short["mean"] == pytest.approx(-1.9) and short["paper"] == "-0.96"
+    assert short["verdict"] == "reproduced"
+    assert long["mean"] == pytest.approx(1.1) and long["paper"] == "-0.37"
+    assert long["verdict"] == "contradicted"
+    # The iCT group of the same dataset and budget keeps its own claims and pairs.
+    ict = table[table.setting == "cifar10 300 steps, batch 128"].set_index("claim")
+    assert ict.loc["GC ends below IC", "mean"] == pytest.approx(-1.0)
+    assert ict.loc["GC ends below IC", "paper"] == "-1.47"
+    # The denoiser (EDM pretraining) is the subject of no claim.
+    assert not table.setting.str.contains("EDM").any()
+
+
+def test_ect_endpoint_comparison_is_reported_without_a_verdict():
+    table = claims.claims(_ect_study())
+    rows = table[table.claim == "ECT-GC's endpoint network: ema vs online"].set_index("setting")
+    assert len(rows) == 2 and set(rows.verdict) == {"not a paper claim"}
+    assert (rows.paper == "").all() and rows.source.str.startswith("not in the paper").all()
+    short = rows.loc["cifar10 ECT short, 300 steps, batch 128"]
+    assert short["mean"] == pytest.approx(-2.9) and short["pairs"] == 3
+    assert short["note"].startswith("the ema endpoint ends lower")
+    long = rows.loc["cifar10 ECT long, 300 steps, batch 128"]
+    assert long["mean"] == pytest.approx(-0.1 / 3) and long["note"].startswith("no difference")
+
+
+def test_ect_convergence_claims_pair_the_curves_of_one_setting():
+    table = claims.claims(_ect_study())
+    faster = table[table.claim == "ECT-GC converges faster: below ECT-IC at matched iterations"]
+    faster = faster.set_index("setting")["verdict"]
+    assert faster.to_dict() == {
+        "cifar10 ECT short, 300 steps, batch 128": "reproduced",
+        "cifar10 ECT long, 300 steps, batch 128": "contradicted",
+    }
+    snapshots = claims.per_snapshot(_ect_study())
+    long = snapshots[snapshots.setting == "cifar10 ECT long, 300 steps, batch 128"]
+    assert long["GC − IC"].tolist()[:2] == ["+20 ± 0", "+20 ± 0"]
+
+
+def test_table2_paper_values_by_setting():
+    assert published.paper_value("cifar10", "gc", "ECT short") == 6.41
+    assert published.paper_value("cifar10", "ic", "ECT long") == 4.11
+    assert published.paper_value("cifar10", "gc", "iCT") == 5.95
+    assert published.paper_value("cifar10", "denoiser", "EDM pretraining") is None
+    assert published.paper_value("cifar10", "gc", "ECT short", "kid_x100") is None
+    assert claims._paper_diff("ffhq64", "gc", "ic", "ECT long") == pytest.approx(-1.17)
+    assert "unconfirmed" in published.paper_source("ffhq64", "gc", "ECT short")
+    assert published.paper_source("cifar10", "gc", "ECT long") == "Table 2"
+    assert published.paper_source("cifar10", "gc_online", "iCT") == "Table 3"

@@ -6,7 +6,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from gcbench import checkpoint
-from gcbench.report import PAIRED_COLUMN, mu_sweep_frame, report, summary_table, tidy
+from gcbench.report import (
+    PAIRED_COLUMN,
+    mu_sweep_frame,
+    report,
+    same_wallclock_table,
+    summary_table,
+    tidy,
+)
 
 SHA = "a" * 64
 
@@ -17,14 +24,15 @@ def _run(root: Path, experiment: str, variant: str, seed: int, evals: list[dict]
     coupling = config.pop("coupling", variant if variant in ("ic", "ot") else "gc")
     checkpoint.write_json(
         {
-            "dataset": "cifar10",
+            "dataset": config.pop("dataset", "cifar10"),
             "coupling": coupling,
             "mu": config.pop("mu", 0.5 if coupling == "gc" else 0.0),
             "endpoint": config.pop("endpoint", "ema"),
             "dropout": config.pop("dropout", [0.3] * 3 if coupling == "ic" else [0.0] * 3),
             "total_steps": 100_000,
             "batch_size": 512,
-        },
+        }
+        | config,  # e.g. objective, ect_stage_steps
         run / "config.json",
     )
     records = []
@@ -203,3 +211,101 @@ def test_a_study_where_no_run_started_still_gets_its_tables(tmp_path):
     assert table.count("0/1") == 2 and "no finished run" in table
     assert "no finished pair of runs" in (tmp_path / "claims.md").read_text()
     assert "digits8/gc/s0" in (tmp_path / "README.md").read_text()
+
+
+# ---- Table 2: ECT fine-tuning from a pretrained EDM denoiser ------------------------------------
+
+ECT = {"objective": "ect", "dropout": [0.2] * 3}  # ECT keeps dropout in both arms
+
+
+def _ect_study(root: Path) -> list[Path]:
+    """iCT (Table 1), ECT short and long (Table 2) on CIFAR-10 with the same training budget and
+    batch, so that only the setting keeps them apart, and the EDM denoiser ECT starts from."""
+    runs = []
+    for seed in range(3):
+        # iCT: GC - IC = -1.0 at every seed.
+        runs.append(_run(root, "cifar10", "ic", seed, [{"fid": 7.0, "n": 50_000}]))
+        runs.append(_run(root, "cifar10", "gc", seed, [{"fid": 6.0, "n": 50_000}]))
+        for exp, stages, ic, gc in (
+            ("cifar10_ect_short", 0, 7.5 + 0.1 * seed, 6.5 + 0.2 * seed),  # GC - IC: -1.0 + 0.1 s
+            ("cifar10_ect_long", 25_000, 4.0 + 0.1 * seed, 3.8 + 0.15 * seed),  # -0.2 + 0.05 s
+        ):
+            cfg = ECT | {"ect_stage_steps": stages}
+            runs.append(_run(root, exp, "ic", seed, [{"fid": ic, "n": 50_000}], **cfg))
+            runs.append(_run(root, exp, "gc", seed, [{"fid": gc, "n": 50_000}], mu=0.3, **cfg))
+    denoiser = [{"fid": 30.0, "n": 50_000}]
+    runs.append(_run(root, "cifar10_pretrain", "denoiser", 0, denoiser, objective="edm"))
+    return runs
+
+
+def test_table2_takes_the_papers_ect_numbers_and_pairs_within_each_setting(tmp_path):
+    runs = _ect_study(tmp_path)
+    tables = {"cifar10": "table1", "cifar10_pretrain": "table2"}
+    tables |= {"cifar10_ect_short": "table2", "cifar10_ect_long": "table2"}
+    report(tmp_path, runs, tables)
+    table = pd.read_csv(tmp_path / "tables" / "table2.csv")
+    table["paper source"] = table["paper source"].fillna("")
+    assert list(table.columns[:4]) == ["experiment", "variant", "setting", "metric"]
+    table = table.set_index(["experiment", "variant"])
+    short, long = table.loc["cifar10_ect_short"], table.loc["cifar10_ect_long"]
+    assert set(short["setting"]) == {"ECT short"} and set(long["setting"]) == {"ECT long"}
+    # The paper column is Table 2's number for the run's setting, never Table 1's.
+    assert (short.loc["ic", "paper"], short.loc["gc", "paper"]) == (7.37, 6.41)
+    assert (long.loc["ic", "paper"], long.loc["gc", "paper"]) == (4.11, 3.74)
+    assert set(table["paper source"]) == {"Table 2", ""}
+    assert short.loc["gc", "gap"] == pytest.approx(6.7 - 6.41, abs=0.01)
+    assert short[["paper KID×10²", "paper IS"]].isna().all(axis=None)  # Table 2 gives FID only
+    # GC pairs with the IC of its own setting and seed only: short -1.0, -0.9, -0.8; long -0.2,
+    # -0.15, -0.1.
+    # (Across settings it would be about -3.7; with iCT's IC, -0.5 or -3.2.)
+    assert short.loc["gc", "pairs"] == 3 and short.loc["gc", PAIRED_COLUMN].startswith("-0.9 ±")
+    assert long.loc["gc", "pairs"] == 3 and long.loc["gc", PAIRED_COLUMN].startswith("-0.15 ±")
+    # The pretrained denoiser: its own row, its own setting, no paper value and nothing paired.
+    denoiser = table.loc[("cifar10_pretrain", "denoiser")]
+    assert denoiser["setting"] == "EDM pretraining" and denoiser["mean"] == 30.0
+    assert pd.isna(denoiser["paper"]) and denoiser["paper source"] == ""
+    assert denoiser["pairs"] == 0 and denoiser["seeds"] == "1/1"
+    # Table 1 is unchanged: Table 1's numbers, iCT pairs, no setting column.
+    table1 = pd.read_csv(tmp_path / "tables" / "table1.csv").set_index("variant")
+    assert "setting" not in table1 and table1.loc["gc", "paper"] == 5.95
+    assert table1.loc["gc", PAIRED_COLUMN] == "-1 ± 0" and table1.loc["gc", "pairs"] == 3
+    assert "table2.md" in (tmp_path / "README.md").read_text()
+
+
+def test_unconfirmed_ffhq64_rows_say_so(tmp_path):
+    runs = []
+    for seed in range(2):
+        for variant, fid in (("ic", 10.0), ("gc", 9.0)):
+            evals = [{"fid": fid + seed, "n": 50_000}]
+            mu = 0.3 if variant == "gc" else 0.0
+            cfg = ECT | {"ect_stage_steps": 25_000, "dataset": "ffhq64", "mu": mu}
+            runs.append(_run(tmp_path, "ffhq64_ect_long", variant, seed, evals, **cfg))
+    table = summary_table(tidy(runs), 1).set_index("variant")
+    assert (table.loc["ic", "paper"], table.loc["gc", "paper"]) == (9.68, 8.51)
+    assert set(table["paper source"]) == {
+        "Table 2 (unconfirmed: only in other versions of the paper)"
+    }
+    assert table.loc["gc", PAIRED_COLUMN] == "-1 ± 0"
+
+
+def test_ect_runs_stay_out_of_the_ict_mu_sweep_and_wall_clock_rows(tmp_path):
+    runs = []
+    for seed in range(2):
+        ic = _run(tmp_path, "cifar10", "ic", seed, [{"fid": 7.0, "n": 50_000}])
+        gc = _run(tmp_path, "cifar10", "gc", seed, [{"fid": 6.0, "n": 10_000}])
+        runs += [
+            ic,
+            gc,
+            _run(tmp_path, "sweep", "mu0.3", seed, [{"fid": 6.2, "n": 10_000}], mu=0.3),
+        ]
+        # ECT's IC and GC on CIFAR-10, scored on the sweep's 10k and with curves of their own.
+        ect_ic = _run(tmp_path, "ect", "ic", seed, [{"fid": 9.0, "n": 10_000}], **ECT)
+        ect_gc = _run(tmp_path, "ect", "gc", seed, [{"fid": 8.0, "n": 10_000}], mu=0.3, **ECT)
+        _curve(ect_ic, [20 - k for k in range(10)], 0.001)
+        _curve(ect_gc, [19 - k for k in range(10)], 0.00125)
+        runs += [ect_ic, ect_gc]
+    frame = tidy(runs)
+    gc, ic = mu_sweep_frame(frame, ["sweep"])
+    assert ic.empty  # iCT's IC has no 10k row; ECT's IC is another setting
+    assert set(gc["experiment"]) == {"sweep", "cifar10"}
+    assert same_wallclock_table(frame, frame[frame.experiment == "sweep"]).empty
