@@ -92,6 +92,7 @@ def test_ect_pretraining_then_fine_tuning_through_the_workflow(workdir):
         assert {r["sampling"]["steps"] for r in final} == {1, 2}
     table = (results / "tables/table2.md").read_text()
     assert re.search(r"\| long +\| gc .*fd_digits.*\| 2/2 ", table), table
+    assert "| long " not in (results / "tables/table1.md").read_text()  # Table 2's runs only
 
 
 def test_adding_a_seed_adds_only_new_runs(workdir):
