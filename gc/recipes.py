@@ -296,8 +296,8 @@ for _name, _net in _ECT_NETS.items():
 
 # The embedded analogue on digits: an EDM denoiser pretrained by `digits8_edm-ic` (EDM's loss
 # and noise levels, Adam with an lr ramp), then ECT-tuned from it (the study sets init= to the
-# pretraining run). Runs are 50x shorter than ECT's, so the EMA half-life is scaled to keep
-# the same share of the run: 0.9999^50 = 0.995 (long), 0.9993^10 = 0.993 (short).
+# pretraining run). The EMA betas shrink with the runs: 0.9999^50 = 0.995 keeps the long run's
+# half-life as a share of a run 50x shorter; 0.993 for the short one.
 _DIGITS_NET = {k: _EMBEDDED["digits8"][k] for k in ("network", "mlp_hidden", "mlp_layers")}
 _DIGITS_NET |= dict(mlp_emb_channels=64, channel_mult=(1, 2), num_blocks=(2,), log_every=50)
 _ECT["digits8_edm"] = _DIGITS_NET | dict(

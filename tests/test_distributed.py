@@ -41,13 +41,23 @@ def test_rows_split_the_global_batch_evenly():
 
 
 @pytest.mark.slow
-def test_two_ranks_through_submitit_match_one_process(tmp_path, uninterrupted):
+@pytest.mark.parametrize(
+    ("recipe", "extra"),
+    [
+        ("digits8-gc", []),
+        # ECT without dropout (ranks draw their own masks), through stages, under a wall-clock
+        # cap that does not bind but makes the ranks agree on stopping at every step.
+        ("digits8_ect_long-gc", ["dropout=0", "ect_stage_steps=5", "max_train_seconds=1000"]),
+    ],
+)
+def test_two_ranks_through_submitit_match_one_process(tmp_path, uninterrupted, recipe, extra):
+    overrides = OVERRIDES + extra
     job = make_executor("local", tmp_path / "jobs", None, "train", tasks=2).submit(
-        TrainJob("digits8-gc", OVERRIDES, str(tmp_path / "ddp"), threads=1, tasks=2)
+        TrainJob(recipe, overrides, str(tmp_path / "ddp"), threads=1, tasks=2)
     )
     results = job.results()  # one per task: rank 0 returns the outputs, rank 1 nothing
     assert list(results[0]) == [str(tmp_path / "ddp" / "done.json")] and results[1] == {}
-    one = uninterrupted("digits8-gc", OVERRIDES, tmp_path / "one")
+    one = uninterrupted(recipe, overrides, tmp_path / "one")
     two = checkpoint.load(tmp_path / "ddp" / "state.pt")
     assert two["step"] == one["step"] == 20
     assert len(two["rng"]["ranks"]) == 2 and len(one["rng"]["ranks"]) == 1
