@@ -105,6 +105,9 @@ def with_roles(frame: pd.DataFrame) -> pd.DataFrame:
     roles = runs.apply(role, axis=1)
     settings = runs.apply(setting_name, axis=1)
     group = runs["dataset"] + " " + runs.apply(setting, axis=1)
+    if "ect_q" in runs:  # ECT runs of another q never pair
+        ect = runs.get("objective", pd.Series("ict", index=runs.index)) == "ect"
+        group = group.where(~ect, group + "q=" + runs["ect_q"].map("{:g}".format) + ", ")
     group += runs["total_steps"].astype(int).astype(str) + " steps"
     group += ", batch " + runs["batch_size"].astype(int).astype(str)
     return known.assign(
@@ -145,6 +148,13 @@ def log_auc(curve: pd.DataFrame) -> float:
     x = curve["step"].to_numpy(float) / curve["step"].max()
     y = np.log(curve["value"].to_numpy(float))
     return float(np.trapezoid(y, x) / (x[-1] - x[0])) if len(x) > 1 else math.nan
+
+
+def _log_auc_gap(gc: pd.DataFrame, ic: pd.DataFrame) -> float:
+    """log_auc(GC) − log_auc(IC) over the snapshots both runs have: runs that stopped at
+    different steps (ECT short's wall-clock cap) are compared at matched iterations."""
+    common = set(gc["step"]) & set(ic["step"])
+    return log_auc(gc[gc["step"].isin(common)]) - log_auc(ic[ic["step"].isin(common)])
 
 
 def nearest_in_time(curve: pd.DataFrame, seconds: float) -> pd.Series:
@@ -312,7 +322,7 @@ def curve_claims(
     metric, n = primary(dataset)[0], int(curves.n.max())
     by_run = {key: g for key, g in curves.groupby(["role", "seed"])}
     seeds = sorted({s for (r, s) in by_run if r == "gc"} & {s for (r, s) in by_run if r == "ic"})
-    auc = {s: log_auc(by_run["gc", s]) - log_auc(by_run["ic", s]) for s in seeds}
+    auc = {s: _log_auc_gap(by_run["gc", s], by_run["ic", s]) for s in seeds}
     if setting != ICT:
         yield _row(
             "ECT-GC converges faster: below ECT-IC at matched iterations",

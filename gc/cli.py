@@ -545,7 +545,7 @@ def check_inputs(recipe, overrides, modes, offline_inception, cache_dir, out) ->
             extractor="offline" if offline_inception else "standard",
         )
         needed = check_eval_inputs(config.dataset, config.data_dir, spec)
-        if config.init:  # pretrained weights (ECT): present and verified before any job
+        if config.init not in ("", "random"):  # pretrained weights: verified before any job
             from .pretrained import check_init
 
             check_init(config.init, cache_dir)

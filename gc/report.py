@@ -46,6 +46,7 @@ def _run_meta(run_dir: Path) -> dict:
             "batch_size": c.get("batch_size", 0),
             "objective": c.get("objective", "ict"),
             "ect_stage_steps": c.get("ect_stage_steps", 0),
+            "ect_q": c.get("ect_q", 2.0),
         }
     return meta
 
@@ -233,6 +234,11 @@ def summary_table(
         row = {"experiment": experiment, "variant": variant}
         if settings:
             row["setting"] = setting if group["setting"].notna().any() else ""
+            # Where a run stopped: ECT short's wall-clock cap can end the arms at other steps.
+            reached = sel[sel.n == n]["step"].dropna().astype(int)
+            row["final step"] = (
+                "" if reached.empty else "–".join(map(str, sorted({reached.min(), reached.max()})))
+            )
         row |= {
             "metric": label,
             "ours": refused or _fmt(mean, half),

@@ -18,6 +18,7 @@ Config shape (validated by workflow/schemas/config.schema.yaml):
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from .recipes import TrainConfig, resolve
@@ -77,6 +78,13 @@ def validate(config: dict) -> list[Run]:
                 f"says dataset: {dataset}; make them agree"
             )
     return all_runs
+
+
+def asset_env(config: dict, experiment: str) -> str:
+    """A shell prefix that points training at the study's asset cache, where `gcbench check`
+    verified the pretrained weights (ECT); empty for the default cache."""
+    e = {**config.get("eval", {}), **config["experiments"][experiment].get("eval", {})}
+    return f"GCBENCH_CACHE={shlex.quote(str(e['cache_dir']))} " if e.get("cache_dir") else ""
 
 
 def init_inputs(run: Run) -> list[str]:

@@ -222,7 +222,7 @@ def train(
             run.train_seconds += now - tick_start
             tick_start = now
             row = _log(run, window, n_points if c.objective == "ict" else None)
-            bar.set_postfix(loss=f"{row['loss']:.4g}", N=n_points)
+            bar.set_postfix(loss=f"{row['loss']:.4g}", **({"N": n_points} if grid else {}))
         _save(run, window, finished)
 
     bar.close()
@@ -293,7 +293,7 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], gen, device, shard)
         run.step, run.train_seconds = state["step"], state["train_seconds"]
-    elif c.init:  # pretrained weights for the online net and the EMA alike
+    elif c.init not in ("", "random"):  # pretrained weights for the online net and the EMA
         from .pretrained import load_init
 
         cache = Path(os.environ.get("GCBENCH_CACHE", DEFAULT_CACHE))  # as `gcbench check`

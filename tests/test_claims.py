@@ -62,6 +62,13 @@ def test_log_auc_is_the_mean_of_the_log_metric_over_training():
     assert claims.log_auc(falling) == pytest.approx(1.0)  # sorted by step: 2, 1, 0
 
 
+def test_convergence_compares_runs_that_stopped_at_different_steps_at_matched_steps():
+    # GC stopped at step 200 (a wall-clock cap), IC ran on to 400 and got much lower there.
+    gc = pd.DataFrame({"step": [100, 200], "value": [np.e**2, np.e]})
+    ic = pd.DataFrame({"step": [100, 200, 300, 400], "value": [np.e**3, np.e**2, 1.0, 1.0]})
+    assert claims._log_auc_gap(gc, ic) == pytest.approx(-1.0)  # 1.5 − 2.5, on steps 100-200
+
+
 def _run_rows(variant, coupling, seed, final, curve, seconds_per_step, **config):
     experiment, dataset = config.get("experiment", "digits8"), config.get("dataset", "digits8")
     metric, mode = primary(dataset)

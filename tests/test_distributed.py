@@ -45,9 +45,12 @@ def test_rows_split_the_global_batch_evenly():
     ("recipe", "extra"),
     [
         ("digits8-gc", []),
-        # ECT without dropout (ranks draw their own masks), through stages, under a wall-clock
-        # cap that does not bind but makes the ranks agree on stopping at every step.
-        ("digits8_ect_long-gc", ["dropout=0", "ect_stage_steps=5", "max_train_seconds=1000"]),
+        # ECT from random weights, without dropout (ranks draw their own masks), through stages,
+        # under a wall-clock cap that does not bind but makes the ranks agree at every step.
+        (
+            "digits8_ect_long-gc",
+            ["init=random", "dropout=0", "ect_stage_steps=5", "max_train_seconds=1000"],
+        ),
     ],
 )
 def test_two_ranks_through_submitit_match_one_process(tmp_path, uninterrupted, recipe, extra):

@@ -210,7 +210,7 @@ def test_ect_fine_tuning_starts_from_the_denoiser_and_resumes_exactly(tmp_path, 
 
 
 def test_the_wall_clock_cap_ends_a_run_with_its_final_snapshot(tmp_path):
-    c = _digits("digits8_ect_short-ic", "total_steps=100000", "max_train_seconds=2")
+    c = _digits("digits8_ect_short-ic", "init=random", "total_steps=100000", "max_train_seconds=2")
     assert train(c, tmp_path, progress=False) == "done"
     done = checkpoint.read_json(tmp_path / "done.json")
     assert 0 < done["step"] < 100_000 and done["train_seconds"] >= 2
@@ -225,6 +225,8 @@ def test_ect_configs_refuse_what_ect_does_not_run():
         resolve("digits8_ect_long-ic", ["coupling=ot"])
     with pytest.raises(ConfigError, match="objective=edm pretrains a denoiser"):
         resolve("digits8_edm-ic", ["coupling=gc", "mu=0.3"])
+    with pytest.raises(ConfigError, match="objective=ect fine-tunes a pretrained denoiser"):
+        resolve("digits8_ect_long-ic", ["init="])
     with pytest.raises(ConfigError, match="ect_q > 1"):
         resolve("digits8_ect_long-ic", ["ect_q=1"])
 

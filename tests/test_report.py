@@ -245,9 +245,10 @@ def test_table2_takes_the_papers_ect_numbers_and_pairs_within_each_setting(tmp_p
     report(tmp_path, runs, tables)
     table = pd.read_csv(tmp_path / "tables" / "table2.csv")
     table["paper source"] = table["paper source"].fillna("")
-    assert list(table.columns[:4]) == ["experiment", "variant", "setting", "metric"]
+    assert list(table.columns[:5]) == ["experiment", "variant", "setting", "final step", "metric"]
     table = table.set_index(["experiment", "variant"])
     short, long = table.loc["cifar10_ect_short"], table.loc["cifar10_ect_long"]
+    assert str(short.loc["gc", "final step"]) == "100000"  # where each run stopped
     assert set(short["setting"]) == {"ECT short"} and set(long["setting"]) == {"ECT long"}
     # The paper column is Table 2's number for the run's setting, never Table 1's.
     assert (short.loc["ic", "paper"], short.loc["gc", "paper"]) == (7.37, 6.41)

@@ -46,8 +46,8 @@ def test_dry_run_of_the_paper_study_under_the_slurm_profile(workdir):
     counts = _job_counts(out.stdout)
     # Table 1: 4 datasets x 4 variants; Table 3: 2 ablations (same wall-clock is the GC run
     # taken at IC's training seconds); mu sweep: 6 values; Table 2: ECT short and long on
-    # CIFAR-10, IC and GC; 3 seeds each.
-    assert counts["train"] == counts["evaluate"] == (16 + 2 + 6 + 4) * 3
+    # CIFAR-10, IC and GC (and GC's online endpoint in the short run); 3 seeds each.
+    assert counts["train"] == counts["evaluate"] == (16 + 2 + 6 + 5) * 3
     assert (
         "launch train --cluster slurm --threads 0 --slurm-config slurm/cluster.yaml" in out.stdout
     )
@@ -65,6 +65,17 @@ def test_dry_run_of_the_embedded_ect_study(workdir):
     init = "--set init=results/runs/digits8_pretrain/denoiser/s0"
     trains = [line for line in out.stdout.splitlines() if " launch train " in line]
     assert sum(init in line for line in trains) == 18  # every fine-tuning run starts from it
+    # A study cache: training reads the pretrained weights where `gcbench check` verified them.
+    text = (
+        (workdir / config)
+        .read_text()
+        .replace("  device: cpu\n", "  device: cpu\n  cache_dir: /srv/c\n", 1)
+    )
+    (workdir / "cached.yaml").write_text(text)
+    out = _snakemake(workdir, "-n", "-p", "--cores", "2", "--configfile", "cached.yaml")
+    trains = [line for line in out.stdout.splitlines() if " launch train " in line]
+    assert len(trains) == 19 and all("GCBENCH_CACHE=/srv/c " in line for line in trains)
+    assert "--cache-dir /srv/c" in out.stdout  # the check looks in the same place
 
 
 @pytest.mark.slow
