@@ -227,6 +227,16 @@ def read_edm_pickle(path: str | Path) -> dict[str, Tensor]:
 _AUX = re.compile(r"^dec\.(\d+)x\1_aux_(norm|conv)\.")
 
 
+def _check_resample_filter(name: str, f: Tensor) -> None:
+    """gcbench resamples as EDM's [1, 1] filter does (outer product / sum^2: a 2x2 of 0.25);
+    a network trained with another filter would load but compute something else."""
+    if f.shape != (1, 1, 2, 2) or not torch.allclose(f.float(), torch.full((1, 1, 2, 2), 0.25)):
+        raise ValueError(
+            f"{name} is a {tuple(f.shape)} resampling filter, not EDM's [1, 1] filter (a 2x2 of "
+            f"0.25): gcbench's SongUNet implements only that one (DDPM++'s)"
+        )
+
+
 def edm_to_gcbench(flat: dict[str, Tensor]) -> dict[str, Tensor]:
     """EDM's SongUNet names -> gcbench's networks.SongUNet names (which already follow EDM's
     submodules): strip `model.`, the output head `dec.<r>x<r>_aux_norm/conv` becomes
@@ -237,7 +247,10 @@ def edm_to_gcbench(flat: dict[str, Tensor]) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     for name, tensor in flat.items():
         key = name.removeprefix("model.")
-        if key.endswith(".resample_filter") or key.startswith("map_augment"):
+        if key.endswith(".resample_filter"):
+            _check_resample_filter(name, tensor)
+            continue
+        if key.startswith("map_augment"):
             continue
         key = _AUX.sub(lambda m: f"out_{m.group(2)}.", key)
         if key in out:

@@ -84,7 +84,7 @@ def _edm_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out["model." + key.replace("out_conv.", f"dec.{res}x{res}_aux_conv.")] = value
     for block in ("enc.4x4_down", "dec.8x8_up"):
         for conv in ("conv0", "skip"):
-            out[f"model.{block}.{conv}.resample_filter"] = torch.ones(1, 1, 2, 2)
+            out[f"model.{block}.{conv}.resample_filter"] = torch.full((1, 1, 2, 2), 0.25)
     out["model.map_augment.weight"] = torch.randn(SMALL["model_channels"], 9)
     return out
 
@@ -343,3 +343,12 @@ def test_check_init_names_a_missing_file_and_a_misspelt_asset(tmp_path):
     (tmp_path / "weights.pth").write_bytes(b"")
     with pytest.raises(ValueError, match="neither an EDM pickle"):
         pretrained.check_init(str(tmp_path / "weights.pth"), tmp_path)
+
+
+def test_a_network_with_another_resampling_filter_is_refused():
+    flat = _edm_names(_small_net(0).state_dict())
+    name = next(k for k in flat if k.endswith("resample_filter"))
+    assert pretrained.edm_to_gcbench(flat)  # EDM's [1, 1] filter maps
+    flat[name] = torch.full((1, 1, 4, 4), 1 / 64)  # e.g. a [1, 3, 3, 1] network's
+    with pytest.raises(ValueError, match="not EDM's \\[1, 1\\] filter"):
+        pretrained.edm_to_gcbench(flat)
