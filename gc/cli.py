@@ -142,7 +142,7 @@ def sample(run_dir, snapshot, count, steps, weights, seed, batch_size, device, o
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (keys include name, parameters).")
 def recipes(as_json: bool) -> None:
-    """List every recipe with its dataset, variant and parameter count."""
+    """List every recipe with its dataset, coupling and parameter count."""
     rows = describe_recipes()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -151,7 +151,7 @@ def recipes(as_json: bool) -> None:
     for r in rows:
         line = f"{r['name']:<22} {r['dataset']:<14} {r['coupling']:<8} {r['mu']:>4}"
         click.echo(f"{line} {r['parameters']:>12,}")
-    click.echo(f"\nvariants: {', '.join(COUPLINGS)}; {len(RECIPES)} recipes")
+    click.echo(f"\ncouplings: {', '.join(COUPLINGS)}; {len(RECIPES)} recipes")
 
 
 _MODES = click.option(

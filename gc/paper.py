@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+FID_SAMPLES = 50_000  # every FID the paper reports is over 50k samples
 # Table 1 (1-step FID, 50k samples, training-set statistics) and Table 3 (CIFAR-10 ablations of
 # GC mu = 0.5), keyed by the role of a run (claims.role).
 FID = {

@@ -418,7 +418,11 @@ def resolve(recipe: str, overrides: list[str] = ()) -> TrainConfig:
 
 
 def from_dict(values: dict) -> TrainConfig:
-    """Inverse of TrainConfig.to_dict (lists back to tuples)."""
+    """Inverse of TrainConfig.to_dict (lists back to tuples). Runs written before the field
+    was renamed call the coupling `variant`, the study's word for a run's folder."""
+    values = dict(values)
+    if "variant" in values and "coupling" not in values:
+        values["coupling"] = values.pop("variant")
     return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 

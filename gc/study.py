@@ -21,6 +21,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from .catalog import FID_MODES
 from .recipes import TrainConfig, resolve
 
 RUNS_DIR = "results/runs"
@@ -107,7 +108,7 @@ def eval_args(config: dict, experiment: str, curve: bool) -> str:
     )
     args += [f"--steps {s}" for s in ([1] if curve else e.get("steps", [1]))]
     args += [f"--weights {w}" for w in e.get("weights", ["ema"])]
-    args += [f"--mode {m}" for m in e.get("modes", ["clean", "legacy_tensorflow"])]
+    args += [f"--mode {m}" for m in e.get("modes", FID_MODES)]
     if e.get("offline_inception"):
         args.append("--offline-inception")
     if e.get("cache_dir"):
@@ -130,7 +131,7 @@ def check_args(config: dict, experiment: str) -> str:
     run = next(r for r in runs(config) if r.experiment == experiment)
     e = {**config.get("eval", {}), **config["experiments"][experiment].get("eval", {})}
     args = [f"--recipe {run.recipe}", shell_overrides(run)]
-    args += [f"--mode {m}" for m in e.get("modes", ["clean", "legacy_tensorflow"])]
+    args += [f"--mode {m}" for m in e.get("modes", FID_MODES)]
     if e.get("offline_inception"):
         args.append("--offline-inception")
     if e.get("cache_dir"):

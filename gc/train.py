@@ -1,6 +1,6 @@
-"""Consistency training: one step (`training_step`) and one loop (`train`) for every variant.
+"""Consistency training: one step (`training_step`) and one loop (`train`) for every coupling.
 
-The coupling is injected (couplings.py); the loop never asks which variant it runs. The loop
+The coupling is injected (couplings.py); the loop never asks which one it runs. The loop
 also runs ECT and its EDM pretraining (ect.py), whose steps replace `training_step`.
 """
 

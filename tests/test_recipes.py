@@ -1,9 +1,12 @@
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
+from gcbench import catalog
 from gcbench.cli import main
-from gcbench.recipes import RECIPES, ConfigError, resolve
+from gcbench.recipes import RECIPES, ConfigError, from_dict, resolve
 
 
 def test_every_paper_dataset_has_every_variant():
@@ -83,3 +86,23 @@ def test_missing_dataset_says_how_to_prepare_it(tmp_path):
     assert result.exit_code == 2
     assert "dataset 'cifar10' not found" in result.output
     assert "uint8 array of shape (N, H, W, C)" in result.output
+
+
+def test_the_study_schema_names_what_the_catalog_defines():
+    # The schema is YAML, so it cannot import the catalog: it must list the same names.
+    schema = yaml.safe_load(Path("workflow/schemas/config.schema.yaml").read_text())
+    experiment = schema["properties"]["experiments"]["additionalProperties"]["properties"]
+    assert experiment["dataset"]["enum"] == list(catalog.DATASETS)
+    prepared = schema["properties"]["prepare_data"]["propertyNames"]["enum"]
+    assert prepared == list(catalog.PAPER_DATASETS)
+    variant = experiment["variants"]["additionalProperties"]["properties"]
+    assert variant["coupling"]["enum"] == list(catalog.COUPLINGS)
+    assert schema["$defs"]["eval"]["properties"]["modes"]["items"]["enum"] == list(
+        catalog.FID_MODES
+    )
+
+
+def test_a_run_config_written_before_the_rename_still_loads():
+    written = resolve("digits8-gc").to_dict()
+    written["variant"] = written.pop("coupling")  # config.json of runs before the rename
+    assert from_dict(written) == resolve("digits8-gc")

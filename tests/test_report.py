@@ -139,7 +139,16 @@ def test_different_extractors_or_sample_counts_are_never_averaged(tmp_path):
             [{"fid": 7.1, "n": 50_000}, {"fid": 7.3, "n": 50_000, "eval_seed": 1}],
         ),
     ]
+    # OT's seed 1 was scored on 10k only: named, never dropped as a "missing seed".
+    runs += [
+        _run(tmp_path, "cifar10", "ot", 0, [{"fid": 6.5, "n": 50_000}]),
+        _run(tmp_path, "cifar10", "ot", 1, [{"fid": 6.9, "n": 10_000}]),
+    ]
     table = summary_table(tidy(runs), 1).set_index("variant")
+    assert table.loc["ot", "ours"] == (
+        "not averaged: sample count differs (n=10000: cifar10/ot/s1; n=50000: cifar10/ot/s0)"
+    )
+    assert table.loc["ot", "KID×10²"].startswith("not averaged: sample count differs")
     assert table.loc["gc", "ours"].startswith("not averaged: feature extractor differs")
     assert "cifar10/gc/s1" in table.loc["gc", "ours"] and "bbbbbbbbbbbb" in table.loc["gc", "ours"]
     assert table.loc["ic", "ours"].startswith("not averaged: several evaluations of one run")
@@ -157,7 +166,8 @@ def test_the_report_writes_every_table_variant(study):
 def test_mu_sweep_keeps_one_protocol_and_plots_ic_apart(tmp_path):
     runs = []
     for seed in range(2):
-        runs.append(_run(tmp_path, "cifar10", "ic", seed, [{"fid": 7.0, "n": 50_000}]))
+        ic_evals = [{"fid": 7.0, "n": 50_000}, {"fid": 7.5 + seed, "n": 10_000}]
+        runs.append(_run(tmp_path, "cifar10", "ic", seed, ic_evals))
         runs.append(
             _run(
                 tmp_path,
@@ -174,7 +184,17 @@ def test_mu_sweep_keeps_one_protocol_and_plots_ic_apart(tmp_path):
     # The sweep is scored on 10k: GC mu = 0.5 joins with its 10k row, never its 50k one.
     assert sorted(gc["mu"].unique()) == [0.0, 0.3, 0.5]
     assert set(gc.loc[gc.mu == 0.5, "value"]) == {6.9}
-    assert ic.empty  # IC has no 10k row: it is left out rather than mixed in
+    # mu = 0 is GC without dropout at mu = 0 only: IC (dropout 0.3) is its own series.
+    assert set(gc.loc[gc.mu == 0.0, "value"]) == {6.5} and "ic" not in set(gc.role)
+    assert sorted(ic) == [7.5, 8.5]  # IC's 10k rows, never its 50k one
+
+
+def test_mu_sweep_leaves_ic_out_when_it_was_scored_otherwise(tmp_path):
+    runs = [_run(tmp_path, "cifar10", "ic", 0, [{"fid": 7.0, "n": 50_000}])]
+    runs.append(_run(tmp_path, "sweep", "mu0.3", 0, [{"fid": 6.2, "n": 10_000}], mu=0.3))
+    gc, ic = mu_sweep_frame(tidy(runs), ["sweep"])
+    assert list(gc["value"]) == [6.2]
+    assert ic.empty  # IC has no 10k row: left out rather than mixed in
 
 
 def _curve(run: Path, values: list[float], seconds_per_step: float) -> None:
@@ -201,6 +221,7 @@ def test_same_wall_clock_is_the_gc_run_at_ic_training_seconds(tmp_path):
     assert "steps 80000, 80000" in row["metric"] and "n=10000" in row["metric"]
     assert row["mean"] == pytest.approx((12 + 11.5) / 2)  # step 80 000: 19 - 7 - 0.5 seed
     assert row["paper"] == 6.38 and row["pairs"] == 2
+    assert pd.isna(row["gap"])  # the paper's 6.38 is at 50k samples, this curve at 10k
     assert row[PAIRED_COLUMN].startswith("0.75 ±")  # minus IC's last curve value, 11
 
 

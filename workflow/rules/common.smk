@@ -1,10 +1,12 @@
 # Validation and run expansion. Everything a rule needs about a run comes from gcbench.study.
+import json
 import shlex
 import sys
 
 from snakemake.utils import validate
 
 from gcbench import study
+from gcbench.catalog import PAPER_DATASETS
 from gcbench.checkpoint import check_writable
 
 validate(config, "../schemas/config.schema.yaml")
@@ -49,5 +51,19 @@ def report_args():
     """The runs the study expects (from the config, never from what exists on disk) and the
     table each experiment feeds."""
     expect = " ".join(f"--expect {r.path}" for r in RUNS)
-    kinds = config["experiments"].items()
-    return expect + " " + " ".join(f"--table {n}={e.get('table', 'table1')}" for n, e in kinds)
+    tables = " ".join(
+        f"--table {n}={e.get('table', 'table1')}" for n, e in config["experiments"].items()
+    )
+    return f"{expect} {tables}"
+
+
+def html_report_command():
+    """`snakemake --report results/report.html` for this study: the same config files and
+    --config values as the run, so the report describes the same DAG."""
+    args = [sys.executable, "-m", "snakemake", "--report", "results/report.html"]
+    for path in workflow.config_settings.configfiles:
+        args += ["--configfile", str(path)]
+    overrides = [f"{k}={json.dumps(v)}" for k, v in workflow.config_settings.config.items()]
+    if overrides:
+        args += ["--config", *overrides]
+    return shlex.join(args)

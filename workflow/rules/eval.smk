@@ -11,6 +11,8 @@ rule digits_classifier:
         study.DIGITS_CLASSIFIER,
     log:
         "results/logs/digits_classifier.log",
+    benchmark:
+        "results/benchmarks/digits_classifier.tsv"
     params:
         gcbench=GCBENCH,
     localrule: True

@@ -12,7 +12,7 @@ rule prepare_data:
     benchmark:
         "results/benchmarks/prepare_data/{dataset}.tsv"
     wildcard_constraints:
-        dataset="cifar10|imagenet32|celeba64|lsun_church64|ffhq64",
+        dataset="|".join(PAPER_DATASETS),
     params:
         gcbench=GCBENCH,
         source=lambda w: prepare_source(w.dataset),
