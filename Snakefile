@@ -16,6 +16,10 @@ if "experiments" not in config:
     configfile: "workflow/config/default.yaml"
 
 
+# The HTML report's front page: what the study is and where to start reading.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/train.smk"

@@ -223,6 +223,7 @@ def test_tiny_end_to_end_run_through_submitit_local(workdir):
     html = (results / "report.html").read_text()
     assert "claims.html" in html and "GC ends below IC" in _embedded_text(html)
     assert "table1.html" in html and "toy.html" in html  # every table of the study
+    assert "Start with" in html  # the front page (workflow/report/workflow.rst) points to them
     for run in (results / "runs").glob("*/*/s*"):
         jobs = checkpoint.read_jsonl(run / "jobs.jsonl")
         assert [j["name"] for j in jobs] == ["train", "evaluate"]
