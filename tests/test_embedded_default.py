@@ -61,6 +61,23 @@ def test_the_launcher_and_config_validation_do_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
+def test_a_real_launch_never_imports_torch_in_the_launcher(tmp_path):
+    # `gcbench launch train` submits a toy training to submitit's local executor and waits for
+    # it: the job's own process imports torch, the launcher (one per Snakemake job) never does.
+    run_dir = tmp_path / "run"
+    args = ["launch", "train", "--recipe", "toy2d-gc", "--run-dir", str(run_dir)]
+    args += ["--set", "total_steps=4", "--set", "snapshot_every=2", "--cluster", "local"]
+    code = (
+        "import sys; from gcbench.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (run_dir / "done.json").exists()  # the job ran, in its own process
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_fd_digits_in_memory_equals_clean_fids_folder_pipeline(tmp_path):
     from gcbench import digits_metric
 
