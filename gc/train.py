@@ -217,7 +217,8 @@ def train(
 
         # ---- per-tick maintenance: log, snapshot, checkpoint ----
         finished = _finished(run, time.perf_counter() - tick_start)
-        if run.step % c.log_every == 0 or finished:
+        # Also at every snapshot: its training seconds place it on the wall-clock axis.
+        if run.step % c.log_every == 0 or run.step % c.snapshot_every == 0 or finished:
             now = time.perf_counter()
             run.train_seconds += now - tick_start
             tick_start = now

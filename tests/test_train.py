@@ -211,3 +211,14 @@ def test_checkpoints_load_without_pickled_code(tmp_path, tiny_digits):
     train(tiny_digits("ic", "total_steps=2"), tmp_path, progress=False)
     torch.load(tmp_path / checkpoint.STATE, weights_only=True)  # raises on pickled objects
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_every_snapshot_has_its_training_seconds_in_the_log(tmp_path, tiny_digits):
+    # Snapshots every 15 steps, log lines every 10: the wall-clock curve needs each snapshot's
+    # seconds, so the snapshot steps are logged as well.
+    c = tiny_digits("ic", "total_steps=30", "snapshot_every=15", "log_every=10")
+    train(c, tmp_path, progress=False)
+    logged = {r["step"]: r["train_seconds"] for r in checkpoint.read_metrics(tmp_path)}
+    assert sorted(checkpoint.list_snapshots(tmp_path)) == [15, 30]
+    assert set(logged) == {10, 15, 20, 30}
+    assert 0 < logged[10] < logged[15] < logged[20] < logged[30]
