@@ -448,7 +448,7 @@ def per_sigma(frame: pd.DataFrame) -> pd.DataFrame:
                         "sigma": f"{sigma:.4g}",
                         "compared": f"GC − {other.upper()}",
                         "E‖e − z‖² difference": _fmt(mean, half),
-                        "pairs": len(d),
+                        "pairs": int(d["diff"].notna().sum()),
                         "verdict": verdict(d["diff"], -1),
                     }
                 )

@@ -417,12 +417,18 @@ def resolve(recipe: str, overrides: list[str] = ()) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def from_dict(values: dict) -> TrainConfig:
-    """Inverse of TrainConfig.to_dict (lists back to tuples). Runs written before the field
-    was renamed call the coupling `variant`, the study's word for a run's folder."""
+def upgrade_config(values: dict) -> dict:
+    """A run's config.json in today's field names. Runs written before the rename call the
+    coupling `variant`, the study's word for a run's folder."""
     values = dict(values)
     if "variant" in values and "coupling" not in values:
         values["coupling"] = values.pop("variant")
+    return values
+
+
+def from_dict(values: dict) -> TrainConfig:
+    """Inverse of TrainConfig.to_dict (lists back to tuples); accepts older field names."""
+    values = upgrade_config(values)
     return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from tabulate import tabulate
 from . import checkpoint, claims
 from . import paper as published
 from .paper import ICT, primary
+from .recipes import upgrade_config
 from .stats import mean_ci
 
 KEYS = [
@@ -35,10 +37,10 @@ def _run_meta(run_dir: Path) -> dict:
     meta = {"experiment": experiment, "variant": variant, "seed": seed, "run": str(run_dir)}
     config_path = run_dir / "config.json"
     if config_path.exists():
-        c = checkpoint.read_json(config_path)
+        c = upgrade_config(checkpoint.read_json(config_path))
         meta |= {
             "dataset": c["dataset"],
-            "coupling": c.get("coupling", c.get("variant")),  # older runs: "variant"
+            "coupling": c["coupling"],
             "mu": c["mu"],
             "endpoint": c.get("endpoint", "ema"),
             "max_dropout": max(c.get("dropout", [0.0])),
@@ -163,7 +165,7 @@ def _final_rows(frame: pd.DataFrame, metric: str, mode: str, steps: int, weights
     ]
 
 
-def _names(runs) -> str:
+def _names(runs: Iterable[str]) -> str:
     """Runs as experiment/variant/s<seed>, sorted: where a refused cell points the reader."""
     return ", ".join(sorted({"/".join(Path(r).parts[-3:]) for r in runs}))
 
@@ -190,10 +192,10 @@ def _per_seed_at(rows: pd.DataFrame, n: float) -> tuple[pd.Series, str]:
     at_n = rows[rows.n == n]
     elsewhere = rows[~rows.run.isin(at_n.run)]
     if not elsewhere.empty:
-        listed = "; ".join(
-            f"n={k:g}: {_names(v)}" for k, v in pd.concat([at_n, elsewhere]).groupby("n")["run"]
+        listed = "; ".join(f"n={k:g}: {_names(v)}" for k, v in elsewhere.groupby("n")["run"])
+        return pd.Series(dtype=float), (
+            f"not averaged: sample count differs from the table's n={n:g} ({listed})"
         )
-        return pd.Series(dtype=float), f"not averaged: sample count differs ({listed})"
     return _per_seed(at_n)
 
 
@@ -269,7 +271,10 @@ def summary_table(
             source = published.paper_source(dataset, role, setting)
             row["paper source"] = source if paper is not None else ""
         row |= {
-            "gap": None if paper is None or math.isnan(mean) else round(mean - paper, 2),
+            # The paper's FIDs are over 50k samples: no gap against another sample count.
+            "gap": None
+            if paper is None or math.isnan(mean) or n != published.FID_SAMPLES
+            else round(mean - paper, 2),
             PAIRED_COLUMN: _fmt(d_mean, d_half),
             "pairs": len(paired),
             "missing seeds": ", ".join(map(str, missing)) or "",

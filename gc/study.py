@@ -25,6 +25,7 @@ from .catalog import FID_MODES
 from .recipes import TrainConfig, resolve
 
 RUNS_DIR = "results/runs"
+HTML_REPORT = "results/report.html"
 # One digits classifier per study: every FD-digits of the study is in the same feature space.
 DIGITS_CLASSIFIER = "results/digits_classifier.pt"
 
@@ -137,3 +138,15 @@ def check_args(config: dict, experiment: str) -> str:
     if e.get("cache_dir"):
         args.append(f"--cache-dir {e['cache_dir']}")
     return " ".join(args)
+
+
+def html_report_args(
+    snakefile: str, workdir: str, configfiles: list[str], config_args: list[str]
+) -> list[str]:
+    """Snakemake's arguments for the HTML report of the study a run was started with: the same
+    Snakefile, directory, config files and --config values (as Snakemake passes them to its own
+    jobs), so that the report describes the same DAG."""
+    args = ["--snakefile", snakefile, "--directory", workdir, "--report", HTML_REPORT]
+    for path in configfiles:
+        args += ["--configfile", path]
+    return args + (["--config", *config_args] if config_args else [])

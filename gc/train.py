@@ -26,7 +26,7 @@ from .data import TrainingData
 from .distributed import SINGLE, Shard
 from .ema import update_ema
 from .losses import LOSSES
-from .recipes import ConfigError, TrainConfig, build_network
+from .recipes import ConfigError, TrainConfig, build_network, upgrade_config
 from .runtime import pick_device, set_tf32
 from .schedules import interval_probs, karras_sigmas, loss_weights, num_sigma_points
 
@@ -102,7 +102,7 @@ def _check_config(run_dir: Path, c: TrainConfig, write: bool = True) -> None:
         if write:
             checkpoint.write_json(c.to_dict(), path)
         return
-    old = checkpoint.read_json(path)
+    old = upgrade_config(checkpoint.read_json(path))
     defaults = TrainConfig(dataset=c.dataset).to_dict()
     # A field added after the run started, at its default, computes what the run computed.
     changed = {k: (old.get(k), v) for k, v in c.to_dict().items() if old.get(k, defaults[k]) != v}

@@ -102,7 +102,14 @@ def test_the_study_schema_names_what_the_catalog_defines():
     )
 
 
-def test_a_run_config_written_before_the_rename_still_loads():
+def test_a_run_config_written_before_the_rename_still_loads_and_resumes(tmp_path):
+    from gcbench import checkpoint
+    from gcbench.train import _check_config
+
     written = resolve("digits8-gc").to_dict()
     written["variant"] = written.pop("coupling")  # config.json of runs before the rename
     assert from_dict(written) == resolve("digits8-gc")
+    checkpoint.write_json(written, tmp_path / "config.json")
+    _check_config(tmp_path, resolve("digits8-gc"))  # the same run: resumes
+    with pytest.raises(ConfigError, match="coupling"):
+        _check_config(tmp_path, resolve("digits8-ic"))

@@ -149,7 +149,7 @@ def test_different_extractors_or_sample_counts_are_never_averaged(tmp_path):
     ]
     table = summary_table(tidy(runs), 1).set_index("variant")
     assert table.loc["ot", "ours"] == (
-        "not averaged: sample count differs (n=10000: cifar10/ot/s1; n=50000: cifar10/ot/s0)"
+        "not averaged: sample count differs from the table's n=50000 (n=10000: cifar10/ot/s1)"
     )
     assert table.loc["ot", "KID×10²"].startswith("not averaged: sample count differs")
     assert table.loc["gc", "ours"].startswith("not averaged: feature extractor differs")
@@ -226,6 +226,28 @@ def test_same_wall_clock_is_the_gc_run_at_ic_training_seconds(tmp_path):
     assert row["paper"] == 6.38 and row["pairs"] == 2
     assert pd.isna(row["gap"])  # the paper's 6.38 is at 50k samples, this curve at 10k
     assert row[PAIRED_COLUMN].startswith("0.75 ±")  # minus IC's last curve value, 11
+
+
+def test_gaps_to_the_paper_only_on_its_50k_protocol(tmp_path):
+    runs = []
+    for seed in range(2):
+        ic = _run(tmp_path, "cifar10", "ic", seed, [{"fid": 7.0, "n": 50_000}])
+        gc = _run(tmp_path, "cifar10", "gc", seed, [{"fid": 6.0, "n": 50_000}])
+        _curve(ic, [20 - k for k in range(10)], 0.001)
+        _curve(gc, [19 - k for k in range(10)], 0.00125)
+        (gc / "eval" / "curve.csv").write_text(
+            (gc / "eval" / "curve.csv").read_text().replace(",10000,", ",50000,")
+        )
+        (ic / "eval" / "curve.csv").write_text(
+            (ic / "eval" / "curve.csv").read_text().replace(",10000,", ",50000,")
+        )
+        runs += [ic, gc]
+    frame = tidy(runs)
+    row = same_wallclock_table(frame, frame[frame.experiment == "cifar10"]).iloc[0]
+    assert row["gap"] == pytest.approx(round(row["mean"] - 6.38, 2))  # curve at 50k: comparable
+    scored_10k = [_run(tmp_path / "b", "cifar10", "gc", 0, [{"fid": 6.0, "n": 10_000}])]
+    table = summary_table(tidy(scored_10k), 1).set_index("variant")
+    assert table.loc["gc", "paper"] == 5.95 and pd.isna(table.loc["gc", "gap"])
 
 
 def test_a_study_where_no_run_started_still_gets_its_tables(tmp_path):

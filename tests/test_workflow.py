@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gcbench import checkpoint
+from gcbench import checkpoint, study
 from gcbench.report import report, summary_table, tidy
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -193,9 +193,9 @@ def test_lint_is_clean_except_the_conda_environment_lint(workdir):
 
 @pytest.mark.slow
 def test_tiny_end_to_end_run_through_submitit_local(workdir):
-    out = _snakemake(
-        workdir, "--cores", "2", "--configfile", "workflow/config/tiny.yaml", timeout=1200
-    )
+    # A --config value (the same as tiny.yaml's) must reach the nested report command intact.
+    args = ["--configfile", "workflow/config/tiny.yaml", "--config", "threads_per_job=1"]
+    out = _snakemake(workdir, "--cores", "2", *args, timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     results = workdir / "results"
     for name in (
@@ -465,3 +465,15 @@ def test_hand_run_report_expects_the_configured_runs(workdir):
     written = (workdir / "results/tables/table1.md").read_text()
     # Seed 1 is configured but never started: 1 of 2 seeds, and seed 1 listed as missing.
     assert re.search(r"\| gc .*\| 1/2 .*\| +1 \|$", written, re.M)
+
+
+def test_html_report_arguments_repeat_the_run_s_study():
+    args = study.html_report_args(
+        "/w/Snakefile", "/w", ["/w/workflow/config/paper.yaml"], ["eval={'n': 1000}", "seeds=[0]"]
+    )
+    assert args == [
+        *("--snakefile", "/w/Snakefile", "--directory", "/w", "--report", "results/report.html"),
+        *("--configfile", "/w/workflow/config/paper.yaml"),
+        *("--config", "eval={'n': 1000}", "seeds=[0]"),  # verbatim, never through a shell
+    ]
+    assert "--config" not in study.html_report_args("/w/Snakefile", "/w", [], [])

@@ -1,6 +1,7 @@
 # Validation and run expansion. Everything a rule needs about a run comes from gcbench.study.
-import json
+import os
 import shlex
+import subprocess
 import sys
 
 from snakemake.utils import validate
@@ -57,13 +58,21 @@ def report_args():
     return f"{expect} {tables}"
 
 
-def html_report_command():
-    """`snakemake --report results/report.html` for this study: the same config files and
-    --config values as the run, so the report describes the same DAG."""
-    args = [sys.executable, "-m", "snakemake", "--report", "results/report.html"]
-    for path in workflow.config_settings.configfiles:
-        args += ["--configfile", str(path)]
-    overrides = [f"{k}={json.dumps(v)}" for k, v in workflow.config_settings.config.items()]
-    if overrides:
-        args += ["--config", *overrides]
-    return shlex.join(args)
+def write_html_report():
+    """Snakemake's HTML report of this study, by a nested `snakemake --report`, once the report
+    rule has succeeded (a partial run, e.g. one target, has no tables to gather). A report that
+    fails costs nothing else: its log says why."""
+    if not os.path.exists("results/logs/report/complete"):
+        return
+    args = study.html_report_args(
+        workflow.main_snakefile,
+        os.getcwd(),
+        [str(path) for path in workflow.config_settings.configfiles],
+        list(workflow.config_settings.config_args or []),
+    )
+    with open("results/logs/report/html.log", "w") as log:
+        done = subprocess.run(
+            [sys.executable, "-m", "snakemake", *args], stdout=log, stderr=subprocess.STDOUT
+        )
+    if done.returncode:
+        print("the HTML report failed: see results/logs/report/html.log", file=sys.stderr)
