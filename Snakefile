@@ -2,6 +2,7 @@
 # Coupling" (arXiv 2406.09570). Rules live in workflow/rules/; logic lives in the gcbench package.
 #
 #   snakemake --cores 2                 the embedded default (digits8 + toy2d, CPU)
+#   snakemake --cores 2 --configfile workflow/config/claims_extended.yaml   another study
 #   snakemake --profile slurm           the paper study on a SLURM cluster (slurm/config.yaml)
 
 from snakemake.utils import min_version
@@ -33,7 +34,7 @@ rule all:
 
 
 # A finished study also gets its HTML report (claims, tables, figures with captions): what
-# `snakemake --report results/report.html` writes.
+# `snakemake --report results/<study>/report.html` writes.
 onsuccess:
     write_html_report()
 
@@ -42,6 +43,6 @@ onsuccess:
 # what finished, listing the failed and missing runs.
 onerror:
     shell(
-        f"mkdir -p results/logs/report && {GCBENCH} report --results results {report_args()} "
-        "> results/logs/report/onerror.log 2>&1 || true"
+        f"mkdir -p {PATHS.log('report', '')} && {GCBENCH} report {report_args()} "
+        f"> {PATHS.log('report', 'onerror.log')} 2>&1 || true"
     )

@@ -116,6 +116,17 @@ def save_state(obj: dict, path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+def remove_state(path: Path) -> list[Path]:
+    """Remove a finished run's resume state (both copies and their checksums); return what
+    was removed."""
+    path = Path(path)
+    prev = path.with_name(path.name.replace(".pt", ".prev.pt"))
+    removed = [p for p in (path, _sidecar(path), prev, _sidecar(prev)) if p.exists()]
+    for p in removed:
+        p.unlink()
+    return removed
+
+
 def _verified(path: Path) -> dict | None:
     sidecar = _sidecar(path)
     if not path.exists() or not sidecar.exists():
@@ -199,6 +210,28 @@ def find_snapshot(run_dir: Path, which: str | int = "final") -> Path:
     if step not in snapshots:
         raise FileNotFoundError(f"no snapshot at step {step} in {run_dir}; have {list(snapshots)}")
     return snapshots[step]
+
+
+PRUNED = "snapshots_pruned.json"
+
+
+def prune_snapshots(run_dir: Path) -> list[Path]:
+    """Keep only a finished run's final snapshot; record which steps were removed, so that a
+    later curve evaluation refuses rather than draws one point."""
+    run_dir = Path(run_dir)
+    snapshots = list_snapshots(run_dir)
+    if not snapshots:
+        return []
+    final = max(snapshots)
+    removed = [path for step, path in sorted(snapshots.items()) if step != final]
+    if removed:
+        record = run_dir / PRUNED
+        before = read_json(record)["steps"] if record.exists() else []
+        steps = sorted({*before, *(s for s in snapshots if s != final)})
+        write_json({"kept": final, "steps": steps}, record)
+    for path in removed:
+        path.unlink()
+    return removed
 
 
 def read_json(path: Path) -> dict:

@@ -414,12 +414,31 @@ def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> 
                 f"batch is kept as configured, so use a multiple of {gpus} or another GPU count"
             )
         checkpoint.check_writable(run_dir)
+        if _finished_with(run_dir, config):
+            click.echo(f"done: {run_dir} (finished earlier with this config; nothing submitted)")
+            return
         job = TrainJob(recipe, list(overrides), str(run_dir), threads, tasks=gpus)
         outputs = submit(job, "train", run_dir, cluster, slurm_config, log=click.echo)
         restore_outputs(outputs, log=click.echo)
     except (ValueError, LaunchError, checkpoint.UnwritableError) as err:
         _fail(str(err))
     click.echo(f"done: {run_dir}")
+
+
+def _finished_with(run_dir: Path, config) -> bool:
+    """Whether the run finished with this config; an error if it holds another one."""
+    from .recipes import ConfigError, config_changes, describe_changes
+
+    if not (run_dir / "done.json").exists():
+        return False
+    changes = config_changes(checkpoint.read_json(run_dir / "config.json"), config)
+    if changes:
+        raise ConfigError(
+            f"{run_dir} holds a finished run with another config ({describe_changes(changes)}); "
+            f"train the new config in another --run-dir, or move the old run aside with "
+            f"`gcbench forget {run_dir}`"
+        )
+    return True
 
 
 @launch.command(name="eval", context_settings={"ignore_unknown_options": True})
@@ -460,9 +479,9 @@ def launch_eval(run_dir, name, cluster, slurm_config, threads, eval_args) -> Non
 @main.command()
 @click.option(
     "--results",
-    default="results",
-    show_default=True,
+    default=None,
     type=click.Path(file_okay=False, path_type=Path),
+    help="The study's report folder (default with --study: <outdir>/<study>).",
 )
 @click.option(
     "--study",
@@ -486,34 +505,95 @@ def launch_eval(run_dir, name, cluster, slurm_config, threads, eval_args) -> Non
     help="Which report an experiment feeds: table1, table3, mu_sweep, toy.",
 )
 def report(
-    results: Path, study: Path | None, expect: tuple[Path, ...], tables: tuple[str, ...]
+    results: Path | None, study: Path | None, expect: tuple[Path, ...], tables: tuple[str, ...]
 ) -> None:
-    """Aggregate runs into results/tidy.csv, results/claims.md, results/tables/ and
-    results/figures/. The expected runs come from the study's config, never from what exists
-    on disk: missing or failed runs are listed in the tables and in results/README.md.
+    """Aggregate runs into a study's folder: tidy.csv, claims.md, tables/ and figures/. The
+    expected runs come from the study's config, never from what exists on disk: missing or
+    failed runs are listed in the tables and in the folder's README.md.
 
     \b
     Example:
-      gcbench report --study workflow/config/default.yaml
+      gcbench report --study workflow/config/default.yaml    # writes results/default/
     """
-    import yaml
-
+    from . import compose
     from . import study as studies
     from .report import report as write_report
 
     kinds = dict(t.split("=", 1) for t in tables)
     runs = [Path(r) for r in expect]
     if study is not None:
-        config = yaml.safe_load(study.read_text())
+        try:
+            config = compose.load_study(study)
+        except compose.CompositionError as err:
+            _fail(str(err))
         runs += [Path(r.path) for r in studies.runs(config)]
         kinds |= {name: e.get("table", "table1") for name, e in config["experiments"].items()}
-    if not runs:
+        results = results or Path(studies.paths(config).report)
+    if not runs or results is None:
         _fail(
             "say which runs the study expects: --study workflow/config/<study>.yaml "
-            "(or the workflow's --expect RUN_DIR ...)"
+            "(or the workflow's --results DIR --expect RUN_DIR ...)"
         )
     for path in write_report(results, runs, kinds):
         click.echo(str(path))
+
+
+@main.command()
+@click.argument(
+    "run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+def forget(run_dirs: tuple[Path, ...]) -> None:
+    """Move runs aside, so that the study trains them afresh: each run directory goes to
+    <outdir>/forgotten/<date>/<experiment>/<variant>/s<seed>. Nothing is deleted.
+
+    \b
+    Example:
+      gcbench forget results/runs/digits8/gc/s0
+    """
+    import shutil
+    from datetime import datetime
+
+    from . import layout
+
+    stamp = datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    for run_dir in run_dirs:
+        try:
+            outdir, run = layout.parse_run_dir(run_dir)
+        except ValueError as err:
+            _fail(str(err))
+        if not run_dir.is_dir():
+            _fail(f"{run_dir} does not exist")
+        target = Path(outdir) / layout.FORGOTTEN / stamp / str(run)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(run_dir), str(target))
+        # The workflow's marker of a trained run lives in the run directory, so the next
+        # `snakemake` trains and evaluates it again.
+        click.echo(f"moved {run_dir} -> {target}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--keep",
+    type=click.Choice(["curve", "final"]),
+    default="curve",
+    show_default=True,
+    help="curve: every snapshot; final: only the last one (its curve cannot be evaluated again).",
+)
+def prune(run_dir: Path, keep: str) -> None:
+    """Drop what a finished run no longer needs: its resume state, and with --keep final every
+    snapshot but the last. A run that has not finished is refused.
+
+    \b
+    Example:
+      gcbench prune results/runs/digits8/gc/s0 --keep final
+    """
+    if not (run_dir / "done.json").exists():
+        _fail(f"{run_dir} has not finished (no done.json): its state is what resumes it")
+    removed = checkpoint.remove_state(run_dir / checkpoint.STATE)
+    if keep == "final":
+        removed += checkpoint.prune_snapshots(run_dir)
+    click.echo(f"{run_dir}: removed {len(removed)} files")
 
 
 @main.command(name="check")
@@ -546,9 +626,10 @@ def check_inputs(recipe, overrides, modes, offline_inception, cache_dir, out) ->
         )
         needed = check_eval_inputs(config.dataset, config.data_dir, spec)
         if config.init not in ("", "random"):  # pretrained weights: verified before any job
+            from .layout import DEFAULT_OUTDIR, resolve_init
             from .pretrained import check_init
 
-            check_init(config.init, cache_dir)
+            check_init(resolve_init(config.init, DEFAULT_OUTDIR), cache_dir)
     except (
         ConfigError,
         MissingDatasetError,

@@ -421,6 +421,12 @@ def evaluate(
 def evaluate_curve(run_dir: str | Path, spec: EvalSpec) -> Path:
     """Evaluate every snapshot at spec.n samples into one CSV (one row per snapshot x metric)."""
     run_dir = Path(run_dir)
+    if (run_dir / checkpoint.PRUNED).exists():
+        raise ValueError(
+            f"{run_dir} keeps only its final snapshot ({checkpoint.PRUNED}: the study's "
+            f"keep_snapshots: final), so its curve cannot be evaluated again; its eval/curve.csv "
+            f"from before the pruning is the curve"
+        )
     seconds = {r["step"]: r["train_seconds"] for r in checkpoint.read_metrics(run_dir)}
     out = run_dir / "eval" / f"curve-n{spec.n}-{spec.steps}step-{spec.weights}.csv"
     rows = []

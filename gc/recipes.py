@@ -91,6 +91,9 @@ class TrainConfig:
     channels_last: bool = True
     bf16: bool = False
     compile: bool = False
+    # A finished run keeps its snapshots (the curve, the final weights) and drops its resume
+    # state (net, EMA and optimizer twice over: state.pt and state.prev.pt) unless this is set.
+    keep_state: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -328,7 +331,7 @@ _ECT["digits8_edm"] = _DIGITS_NET | dict(
 )
 # By default from the embedded study's denoiser (workflow/config/ect_digits.yaml trains it).
 _DIGITS_ECT = _ECT_BASE | _DIGITS_NET | dict(dataset="digits8", dropout=(0.2,))
-_DIGITS_ECT |= dict(init="results/runs/digits8_pretrain/denoiser/s0")
+_DIGITS_ECT |= dict(init="run:digits8_pretrain/denoiser/s0")
 _DIGITS_ECT |= dict(total_steps=2_000, ect_stage_steps=500, ema_beta=0.995)
 _DIGITS_ECT |= dict(snapshot_every=200, checkpoint_every=500)
 _ECT["digits8_ect_long"] = _DIGITS_ECT
@@ -424,6 +427,27 @@ def upgrade_config(values: dict) -> dict:
     if "variant" in values and "coupling" not in values:
         values["coupling"] = values.pop("variant")
     return values
+
+
+# Fields that say where or how a run executes, not what it computes.
+NOT_COMPUTED = ("device", "keep_state")
+
+
+def config_changes(recorded: dict, c: TrainConfig) -> dict[str, tuple]:
+    """{field: (recorded, new)} for each field of `c` that differs from a run's recorded
+    config.json. A field added after the run started, at its default, computes what the run
+    computed, so it is no change."""
+    old = upgrade_config(recorded)
+    defaults = TrainConfig(dataset=c.dataset).to_dict()
+    return {
+        k: (old.get(k), v)
+        for k, v in c.to_dict().items()
+        if k not in NOT_COMPUTED and old.get(k, defaults[k]) != v
+    }
+
+
+def describe_changes(changes: dict[str, tuple]) -> str:
+    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items())
 
 
 def from_dict(values: dict) -> TrainConfig:

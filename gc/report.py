@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from . import checkpoint, claims
+from . import checkpoint, claims, layout
 from . import paper as published
 from .paper import ICT, primary
 from .recipes import upgrade_config
@@ -33,8 +33,9 @@ KEYS = [
 
 
 def _run_meta(run_dir: Path) -> dict:
-    experiment, variant, seed = run_dir.parts[-3], run_dir.parts[-2], int(run_dir.parts[-1][1:])
-    meta = {"experiment": experiment, "variant": variant, "seed": seed, "run": str(run_dir)}
+    run = layout.parse_run_dir(run_dir)[1]
+    meta = {"experiment": run.experiment, "variant": run.variant, "seed": run.seed}
+    meta["run"] = str(run_dir)
     config_path = run_dir / "config.json"
     if config_path.exists():
         c = upgrade_config(checkpoint.read_json(config_path))
@@ -167,7 +168,7 @@ def _final_rows(frame: pd.DataFrame, metric: str, mode: str, steps: int, weights
 
 def _names(runs: Iterable[str]) -> str:
     """Runs as experiment/variant/s<seed>, sorted: where a refused cell points the reader."""
-    return ", ".join(sorted({"/".join(Path(r).parts[-3:]) for r in runs}))
+    return ", ".join(sorted({str(layout.parse_run_dir(r)[1]) for r in runs}))
 
 
 def _per_seed(rows: pd.DataFrame) -> tuple[pd.Series, str]:

@@ -3,10 +3,13 @@
 The Snakemake rules stay declarative; everything they need to know about a run (its directory,
 its recipe and overrides, what to evaluate) comes from here, where it can be tested.
 
-Config shape (validated by workflow/schemas/config.schema.yaml):
+Config shape (validated by workflow/schemas/config.schema.yaml; composed by compose.py):
 
+    study: paper                     # optional: the report folder's name (default: file name)
+    outdir: results                  # optional: where runs and reports go (layout.py)
+    extends: default.yaml            # optional: add to another study (compose.py)
     experiments:
-      cifar10:                       # experiment name; runs live in results/runs/cifar10/...
+      cifar10:                       # experiment name; runs live in <outdir>/runs/cifar10/...
         dataset: cifar10             # recipe prefix: recipes are <dataset>-<coupling>
         recipe: cifar10_ect_long     # optional recipe prefix when it is not the dataset (ECT)
         seeds: [0, 1, 2]
@@ -20,14 +23,18 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
+from . import checkpoint, layout
 from .catalog import FID_MODES
-from .recipes import TrainConfig, resolve
+from .layout import RunId, StudyLayout
+from .recipes import ConfigError, TrainConfig, config_changes, describe_changes, resolve
 
-RUNS_DIR = "results/runs"
-HTML_REPORT = "results/report.html"
-# One digits classifier per study: every FD-digits of the study is in the same feature space.
-DIGITS_CLASSIFIER = "results/digits_classifier.pt"
+
+def paths(config: dict) -> StudyLayout:
+    """The study's layout: its outdir and name (both set by compose.py when the config is read)."""
+    return StudyLayout(config.get("outdir", layout.DEFAULT_OUTDIR), config.get("study", "default"))
 
 
 @dataclass(frozen=True)
@@ -37,31 +44,76 @@ class Run:
     seed: int
     recipe: str
     overrides: tuple[str, ...]
+    outdir: str = layout.DEFAULT_OUTDIR
+
+    @property
+    def id(self) -> RunId:
+        return RunId(self.experiment, self.variant, self.seed)
 
     @property
     def path(self) -> str:
-        return f"{RUNS_DIR}/{self.experiment}/{self.variant}/s{self.seed}"
+        return layout.run_dir(self.outdir, self.id)
 
     def config(self) -> TrainConfig:
         return resolve(self.recipe, list(self.overrides))
 
 
 def runs(config: dict) -> list[Run]:
+    outdir = paths(config).outdir
     out = []
     for name, exp in config["experiments"].items():
         for variant, spec in exp["variants"].items():
             recipe = f"{exp.get('recipe', exp['dataset'])}-{spec['coupling']}"
             for seed in exp["seeds"]:
                 overrides = (*exp.get("set", []), *spec.get("set", []), f"seed={seed}")
-                out.append(Run(name, variant, int(seed), recipe, overrides))
+                run = Run(name, variant, int(seed), recipe, overrides, outdir)
+                out.append(_with_resolved_init(run))
     return out
 
 
+def _with_resolved_init(run: Run) -> Run:
+    """A `run:` init (another run of the study) becomes that run's directory under the
+    study's outdir, as an explicit override, so the job and its recorded config name it."""
+    try:
+        init = run.config().init
+    except ValueError:
+        return run  # validate() reports it with the run's name
+    if not init.startswith(layout.RUN_REF):
+        return run
+    path = layout.resolve_init(init, run.outdir)
+    return Run(
+        run.experiment,
+        run.variant,
+        run.seed,
+        run.recipe,
+        (*run.overrides, f"init={path}"),
+        run.outdir,
+    )
+
+
+class Index:
+    """The study's runs by (experiment, variant, seed), expanded once."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    @cached_property
+    def runs(self) -> list[Run]:
+        return runs(self.config)
+
+    @cached_property
+    def _by_id(self) -> dict[tuple, Run]:
+        return {(r.experiment, r.variant, r.seed): r for r in self.runs}
+
+    def find(self, experiment: str, variant: str, seed: int | str) -> Run:
+        try:
+            return self._by_id[(experiment, variant, int(seed))]
+        except KeyError:
+            raise KeyError(f"no run {experiment}/{variant}/s{seed} in the config") from None
+
+
 def find(config: dict, experiment: str, variant: str, seed: int | str) -> Run:
-    for run in runs(config):
-        if (run.experiment, run.variant, run.seed) == (experiment, variant, int(seed)):
-            return run
-    raise KeyError(f"no run {experiment}/{variant}/s{seed} in the config")
+    return Index(config).find(experiment, variant, seed)
 
 
 def validate(config: dict) -> list[Run]:
@@ -82,6 +134,37 @@ def validate(config: dict) -> list[Run]:
     return all_runs
 
 
+def drift(all_runs: list[Run]) -> list[tuple[Run, dict[str, tuple]]]:
+    """Each existing run directory whose recorded config differs from what the study now asks
+    of it, with the changed fields."""
+    found = []
+    for run in all_runs:
+        recorded = Path(run.path) / "config.json"
+        if recorded.exists():
+            changes = config_changes(checkpoint.read_json(recorded), run.config())
+            if changes:
+                found.append((run, changes))
+    return found
+
+
+def refuse_drift(all_runs: list[Run]) -> None:
+    """Stop the study, before any job is scheduled, when a run it would reuse was trained (or
+    started) with other settings: Snakemake would otherwise rerun it over its results."""
+    found = drift(all_runs)
+    if not found:
+        return
+    lines = ["the study asks for runs that exist with other settings (recorded -> now):"]
+    for run, changes in found:
+        state = "finished" if (Path(run.path) / "done.json").exists() else "started"
+        lines.append(f"  {run.path} ({state}): {describe_changes(changes)}")
+    lines.append(
+        "Nothing was run. Either give the changed setup a new variant (or experiment) name, so "
+        "that it trains beside the old runs, or move each old run aside (it is never deleted):"
+    )
+    lines += [f"  gcbench forget {run.path}" for run, _ in found]
+    raise ConfigError("\n".join(lines))
+
+
 def asset_env(config: dict, experiment: str) -> str:
     """A shell prefix that points training at the study's asset cache, where `gcbench check`
     verified the pretrained weights (ECT); empty for the default cache."""
@@ -90,10 +173,21 @@ def asset_env(config: dict, experiment: str) -> str:
 
 
 def init_inputs(run: Run) -> list[str]:
-    """What a run initialised from another run of the study waits for: that run's completion
+    """What a run initialised from another run of the study waits for: that run's training
     (the embedded ECT analogue starts from a denoiser the study pretrains)."""
-    init = run.config().init
-    return [f"{init.rstrip('/')}/done.json"] if init.startswith(f"{RUNS_DIR}/") else []
+    init = run.config().init.rstrip("/")
+    try:
+        outdir, run_id = layout.parse_run_dir(init)
+    except ValueError:
+        return []  # an asset, a pickle or a snapshot file
+    return [train_marker(layout.run_dir(outdir, run_id))]
+
+
+def train_marker(run_path: str) -> str:
+    """The train rule's output. Not done.json: Snakemake deletes a job's outputs before it
+    reruns the job (a changed parameter, --forcerun), and a finished run must never lose its
+    done.json that way; a rerun of a finished run is a no-op that writes this file again."""
+    return f"{run_path}/train.complete"
 
 
 def shell_overrides(run: Run) -> str:
@@ -115,7 +209,7 @@ def eval_args(config: dict, experiment: str, curve: bool) -> str:
     if e.get("cache_dir"):
         args.append(f"--cache-dir {e['cache_dir']}")
     if config["experiments"][experiment]["dataset"] == "digits8":
-        args.append(f"--digits-classifier {DIGITS_CLASSIFIER}")
+        args.append(f"--digits-classifier {paths(config).digits_classifier}")
     args.append(f"--device {e.get('device', 'auto')} --seed {e.get('seed', 0)}")
     return " ".join(args)
 
@@ -123,13 +217,14 @@ def eval_args(config: dict, experiment: str, curve: bool) -> str:
 def classifier_inputs(config: dict, experiment: str) -> list[str]:
     """What an experiment's evaluation waits for besides its run: the study's digits
     classifier, trained once by its own rule."""
-    return [DIGITS_CLASSIFIER] if config["experiments"][experiment]["dataset"] == "digits8" else []
+    digits = config["experiments"][experiment]["dataset"] == "digits8"
+    return [paths(config).digits_classifier] if digits else []
 
 
 def check_args(config: dict, experiment: str) -> str:
     """`gcbench check` options for an experiment: its first run's recipe and overrides, and
     the evaluation settings whose assets must exist."""
-    run = next(r for r in runs(config) if r.experiment == experiment)
+    run = next(r for r in Index(config).runs if r.experiment == experiment)
     e = {**config.get("eval", {}), **config["experiments"][experiment].get("eval", {})}
     args = [f"--recipe {run.recipe}", shell_overrides(run)]
     args += [f"--mode {m}" for m in e.get("modes", FID_MODES)]
@@ -141,12 +236,12 @@ def check_args(config: dict, experiment: str) -> str:
 
 
 def html_report_args(
-    snakefile: str, workdir: str, configfiles: list[str], config_args: list[str]
+    snakefile: str, workdir: str, configfiles: list[str], config_args: list[str], html_report: str
 ) -> list[str]:
     """Snakemake's arguments for the HTML report of the study a run was started with: the same
     Snakefile, directory, config files and --config values (as Snakemake passes them to its own
     jobs), so that the report describes the same DAG."""
-    args = ["--snakefile", snakefile, "--directory", workdir, "--report", HTML_REPORT]
+    args = ["--snakefile", snakefile, "--directory", workdir, "--report", html_report]
     for path in configfiles:
         args += ["--configfile", path]
     return args + (["--config", *config_args] if config_args else [])

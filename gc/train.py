@@ -25,10 +25,13 @@ from .couplings import COUPLINGS, Coupling, EndpointFn, Pair
 from .data import TrainingData
 from .distributed import SINGLE, Shard
 from .ema import update_ema
+from .layout import DEFAULT_OUTDIR, resolve_init
 from .losses import LOSSES
-from .recipes import ConfigError, TrainConfig, build_network, upgrade_config
+from .recipes import ConfigError, TrainConfig, build_network, config_changes, describe_changes
 from .runtime import pick_device, set_tf32
 from .schedules import interval_probs, karras_sigmas, loss_weights, num_sigma_points
+
+DONE = "done.json"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -102,13 +105,9 @@ def _check_config(run_dir: Path, c: TrainConfig, write: bool = True) -> None:
         if write:
             checkpoint.write_json(c.to_dict(), path)
         return
-    old = upgrade_config(checkpoint.read_json(path))
-    defaults = TrainConfig(dataset=c.dataset).to_dict()
-    # A field added after the run started, at its default, computes what the run computed.
-    changed = {k: (old.get(k), v) for k, v in c.to_dict().items() if old.get(k, defaults[k]) != v}
-    changed.pop("device", None)  # where a run resumes does not change what it computes
+    changed = config_changes(checkpoint.read_json(path), c)
     if changed:
-        diff = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        diff = describe_changes(changed)
         raise ConfigError(
             f"{run_dir} holds a run with a different config ({diff}). Resume it with its own "
             f"settings, or start the new config in another --run-dir."
@@ -186,6 +185,9 @@ def train(
     With several ranks (distributed.py) each trains on its rows of the global batch under DDP;
     only rank 0 writes.
     """
+    if (Path(run_dir) / DONE).exists():  # finished: nothing to do, nothing to touch
+        _check_config(Path(run_dir), c, write=False)
+        return "done"
     run = _setup(c, Path(run_dir), shard)
     window = _Window(run.device, shard)
     quiet = not (progress and shard.is_main)
@@ -232,8 +234,10 @@ def train(
             dict(
                 step=run.step, train_seconds=run.train_seconds, final_loss=_last_loss(run.run_dir)
             ),
-            run.run_dir / "done.json",
+            run.run_dir / DONE,
         )
+        if not c.keep_state:  # done.json is written first: a crash here leaves a finished run
+            checkpoint.remove_state(run.state_path)
     return "done"
 
 
@@ -298,7 +302,8 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
         from .pretrained import load_init
 
         cache = Path(os.environ.get("GCBENCH_CACHE", DEFAULT_CACHE))  # as `gcbench check`
-        init = dict(init=c.init, init_sha256=load_init(c.init, net.backbone, cache))
+        path = resolve_init(c.init, DEFAULT_OUTDIR)  # a `run:` init outside a study
+        init = dict(init=c.init, init_sha256=load_init(path, net.backbone, cache))
         ema.load_state_dict(net.state_dict())
     if shard.is_main:
         event = "resume" if run.step else "start"

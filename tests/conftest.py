@@ -26,6 +26,7 @@ def tiny_digits():
                 "snapshot_every=20",
                 "checkpoint_every=1000",
                 "device=cpu",
+                "keep_state=true",  # tests compare final resume states
                 *overrides,
             ],
         )
@@ -56,7 +57,7 @@ def uninterrupted():
     def run(recipe: str, overrides: list[str], run_dir: Path) -> dict:
         threads = torch.get_num_threads()
         try:
-            TrainJob(recipe, overrides, str(run_dir), threads=1)()
+            TrainJob(recipe, [*overrides, "keep_state=true"], str(run_dir), threads=1)()
         finally:
             torch.set_num_threads(threads)
         return checkpoint.load(Path(run_dir) / checkpoint.STATE)

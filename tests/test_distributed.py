@@ -15,6 +15,7 @@ from gcbench.launch import TrainJob, make_executor
 # Adam, not Lion: Lion's update is the sign of the gradient, so a gradient that is zero up to
 # the summation order could flip a whole step; Adam's update is continuous in the gradient.
 OVERRIDES = [
+    "keep_state=true",  # tests compare final resume states
     "model_channels=8",
     "batch_size=16",
     "total_steps=20",

@@ -164,6 +164,7 @@ def test_killed_driver_restarts_without_submitting_twice(workdir):
 
 def test_usr2_preemption_requeues_and_resumes_bitwise(tmp_path, uninterrupted):
     overrides = ["total_steps=200", "log_every=1", "snapshot_every=1000", "dropout=0.1"]
+    overrides.append("keep_state=true")  # compared with the uninterrupted final state
     run = tmp_path / "preempted"
     launcher = subprocess.Popen(
         _launch_train(run, *overrides), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -29,7 +29,7 @@ def test_bf16_autocast_trains_and_changes_the_arithmetic(tmp_path, tiny_digits):
 
 @pytest.mark.slow
 def test_compiled_training_computes_what_eager_does(tmp_path):
-    overrides = ["total_steps=20", "log_every=5", "device=cpu"]
+    overrides = ["total_steps=20", "log_every=5", "device=cpu", "keep_state=true"]
     train(resolve("toy2d-gc", overrides), tmp_path / "eager", progress=False)
     train(resolve("toy2d-gc", [*overrides, "compile=true"]), tmp_path / "compiled", progress=False)
     a = checkpoint.load(tmp_path / "eager" / "state.pt")["net"]

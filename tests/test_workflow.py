@@ -48,9 +48,9 @@ def test_dry_run_of_the_paper_study_under_the_slurm_profile(workdir):
     # taken at IC's training seconds); mu sweep: 6 values; Table 2: ECT short and long on
     # CIFAR-10, IC and GC (and GC's online endpoint in the short run); 3 seeds each.
     assert counts["train"] == counts["evaluate"] == (16 + 2 + 6 + 5) * 3
-    assert (
-        "launch train --cluster slurm --threads 0 --slurm-config slurm/cluster.yaml" in out.stdout
-    )
+    # Absolute, so that a job started in another directory (--directory) finds it.
+    slurm_config = f"--slurm-config {workdir / 'slurm/cluster.yaml'}"
+    assert f"launch train --cluster slurm --threads 0 {slurm_config}" in out.stdout
     for recipe in ("cifar10_ect_short-ic", "cifar10_ect_short-gc", "cifar10_ect_long-gc"):
         assert f"--recipe {recipe} --set seed=2 --run-dir results/runs/" in out.stdout
 
@@ -140,14 +140,14 @@ def test_missing_data_or_assets_stop_the_study_before_training(workdir):
     )
     out = _snakemake(workdir, "--cores", "1", "--configfile", "c10.yaml")
     assert out.returncode != 0
-    log = (workdir / "results/logs/check_inputs/c10.log").read_text()
+    log = (workdir / "results/c10/logs/check_inputs/c10.log").read_text()
     assert "dataset 'cifar10' not found" in log and "gcbench data prepare cifar10" in log
     assert not (workdir / "results/runs").exists()  # no training job started
     data = workdir / "data" / "cifar10"
     data.mkdir(parents=True)
     np.save(data / "train.npy", np.zeros((4, 32, 32, 3), dtype=np.uint8))
     out = _snakemake(workdir, "--cores", "1", "--configfile", "c10.yaml")
-    log = (workdir / "results/logs/check_inputs/c10.log").read_text()
+    log = (workdir / "results/c10/logs/check_inputs/c10.log").read_text()
     assert "inception-2015-12-05.pt is missing" in log and "gcbench assets fetch" in log
     assert not (workdir / "results/runs").exists()
 
@@ -197,7 +197,7 @@ def test_tiny_end_to_end_run_through_submitit_local(workdir):
     args = ["--configfile", "workflow/config/tiny.yaml", "--config", "threads_per_job=1"]
     out = _snakemake(workdir, "--cores", "2", *args, timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    results = workdir / "results"
+    results = workdir / "results/tiny"  # the study's own folder
     for name in (
         "tables/table1.md",
         "tables/table1.tex",
@@ -224,7 +224,7 @@ def test_tiny_end_to_end_run_through_submitit_local(workdir):
     assert "claims.html" in html and "GC ends below IC" in _embedded_text(html)
     assert "table1.html" in html and "toy.html" in html  # every table of the study
     assert "Start with" in html  # the front page (workflow/report/workflow.rst) points to them
-    for run in (results / "runs").glob("*/*/s*"):
+    for run in (workdir / "results/runs").glob("*/*/s*"):
         jobs = checkpoint.read_jsonl(run / "jobs.jsonl")
         assert [j["name"] for j in jobs] == ["train", "evaluate"]
         assert all(j["cluster"] == "local" for j in jobs)
@@ -351,10 +351,11 @@ def test_launch_reuses_a_job_that_finished_while_no_launcher_waited(tmp_path):
     assert f"restored {run / 'done.json'}" in second.stdout
     assert checkpoint.read_json(run / "done.json")["step"] == 20
     assert len(checkpoint.read_jsonl(run / "jobs.jsonl")) == 1  # not submitted again
-    # Once collected, asking again (e.g. --forcerun) is a new job.
+    # Asking again (e.g. --forcerun) for a run that finished with this config submits nothing.
     third = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0, third.stdout + third.stderr
-    assert len(checkpoint.read_jsonl(run / "jobs.jsonl")) == 2
+    assert "finished earlier with this config; nothing submitted" in third.stdout
+    assert len(checkpoint.read_jsonl(run / "jobs.jsonl")) == 1
 
 
 def test_launch_fails_with_the_job_error(tmp_path):
@@ -395,6 +396,7 @@ def test_preempted_training_job_requeues_and_resumes_exactly(tmp_path, uninterru
         "checkpoint_every=1000",
         "device=cpu",
         "dropout=0.1",
+        "keep_state=true",  # compared below with the uninterrupted run's final state
     ]
     run = tmp_path / "preempted"
     job = make_executor("local", tmp_path / "jobs", None, "train").submit(
@@ -433,11 +435,11 @@ def test_a_failed_run_still_gets_the_tables_with_it_listed(workdir):
     )
     out = _snakemake(workdir, "--cores", "2", "--keep-going", "--configfile", "fail.yaml")
     assert out.returncode != 0 and "Error in rule train" in out.stdout + out.stderr
-    table = (workdir / "results/tables/table1.md").read_text()
+    table = (workdir / "results/fail/tables/table1.md").read_text()
     assert re.search(r"\| digits8 +\| ic .*\| 1/1 ", table)
     # The failed run: 0 of 1 seeds, no pair, seed 0 listed as missing.
     assert re.search(r"\| digits8 +\| gc .*\| 0/1 .*\| +0 \| +0 \|$", table, re.M)
-    readme = (workdir / "results/README.md").read_text()
+    readme = (workdir / "results/fail/README.md").read_text()
     assert "results/runs/digits8/gc/s0" in readme and "missing or incomplete" in readme
     # The tables written on error do not count as done: a rerun retries the failed run.
     out = _snakemake(workdir, "-n", "--cores", "2", "--configfile", "fail.yaml")
@@ -462,18 +464,23 @@ def test_hand_run_report_expects_the_configured_runs(workdir):
     assert out.returncode == 0, out.stderr
     table = summary_table(tidy([workdir / "results/runs/digits8/gc/s0"]))  # what exists: 1/1
     assert table.loc[0, "seeds"] == "1/1"
-    written = (workdir / "results/tables/table1.md").read_text()
+    written = (workdir / "results/study/tables/table1.md").read_text()
     # Seed 1 is configured but never started: 1 of 2 seeds, and seed 1 listed as missing.
     assert re.search(r"\| gc .*\| 1/2 .*\| +1 \|$", written, re.M)
 
 
 def test_html_report_arguments_repeat_the_run_s_study():
     args = study.html_report_args(
-        "/w/Snakefile", "/w", ["/w/workflow/config/paper.yaml"], ["eval={'n': 1000}", "seeds=[0]"]
+        "/w/Snakefile",
+        "/w",
+        ["/w/workflow/config/paper.yaml"],
+        ["eval={'n': 1000}", "seeds=[0]"],
+        "results/paper/report.html",
     )
     assert args == [
-        *("--snakefile", "/w/Snakefile", "--directory", "/w", "--report", "results/report.html"),
+        *("--snakefile", "/w/Snakefile", "--directory", "/w"),
+        *("--report", "results/paper/report.html"),
         *("--configfile", "/w/workflow/config/paper.yaml"),
         *("--config", "eval={'n': 1000}", "seeds=[0]"),  # verbatim, never through a shell
     ]
-    assert "--config" not in study.html_report_args("/w/Snakefile", "/w", [], [])
+    assert "--config" not in study.html_report_args("/w/Snakefile", "/w", [], [], "r.html")

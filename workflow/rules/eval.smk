@@ -1,18 +1,18 @@
-# The digits benchmark's feature network, trained once per study (a few seconds) so that every
-# FD-digits of the study is measured with the same weights.
+# The digits benchmark's feature network, trained once (a few seconds, from a fixed seed) so
+# that every FD-digits is measured with the same weights.
 #
 # Per run, one evaluation job (a GPU job through `gcbench launch`): the convergence curve over
 # every snapshot (fewer samples, labelled), then the final metrics of the last snapshot, in one
-# process, so that the job starts once.
+# process, so that the job starts once. Then the run keeps the snapshots `keep_snapshots` says.
 
 
 rule digits_classifier:
     output:
-        study.DIGITS_CLASSIFIER,
+        PATHS.digits_classifier,
     log:
-        "results/logs/digits_classifier.log",
+        f"{PATHS.outdir}/logs/digits_classifier.log",
     benchmark:
-        "results/benchmarks/digits_classifier.tsv"
+        f"{PATHS.outdir}/benchmarks/digits_classifier.tsv"
     params:
         gcbench=GCBENCH,
     localrule: True
@@ -22,23 +22,27 @@ rule digits_classifier:
 
 rule evaluate:
     input:
-        done=f"{RUN}/done.json",
+        # ancient: a finished run's no-op rerun rewrites the marker, which must not make its
+        # evaluation stale.
+        trained=ancient(study.train_marker(RUN)),
         classifier=lambda w: study.classifier_inputs(config, w.exp),
     output:
         curve=f"{RUN}/eval/curve.csv",
         final=f"{RUN}/eval/final.json",
     log:
-        "results/logs/evaluate/{exp}/{variant}/s{seed}.log",
+        PATHS.run_log("logs", "evaluate") + ".log",
     benchmark:
-        "results/benchmarks/evaluate/{exp}/{variant}/s{seed}.tsv"
+        PATHS.run_log("benchmarks", "evaluate") + ".tsv"
     params:
         gcbench=GCBENCH,
         run=lambda w: run_of(w).path,
         curve=lambda w: study.eval_args(config, w.exp, curve=True),
         final=lambda w: study.eval_args(config, w.exp, curve=False),
         launch=launch_options(),
+        keep=config.get("keep_snapshots", "curve"),
     resources:
         gpu_jobs=1,
     shell:
-        "{params.gcbench} launch eval {params.launch} --name evaluate --run-dir {params.run} -- "
-        "{params.curve} --out {output.curve} :: {params.final} --out {output.final} > {log} 2>&1"
+        "({params.gcbench} launch eval {params.launch} --name evaluate --run-dir {params.run} -- "
+        "{params.curve} --out {output.curve} :: {params.final} --out {output.final} && "
+        "{params.gcbench} prune {params.run} --keep {params.keep}) > {log} 2>&1"

@@ -8,9 +8,9 @@ rule prepare_data:
         array="data/{dataset}/train.npy",
         manifest="data/{dataset}/manifest.json",
     log:
-        "results/logs/prepare_data/{dataset}.log",
+        f"{PATHS.outdir}/logs/prepare_data/{{dataset}}.log",
     benchmark:
-        "results/benchmarks/prepare_data/{dataset}.tsv"
+        f"{PATHS.outdir}/benchmarks/prepare_data/{{dataset}}.tsv"
     wildcard_constraints:
         dataset="|".join(PAPER_DATASETS),
     params:
@@ -26,11 +26,11 @@ rule check_inputs:
     input:
         data=lambda w: prepared_data(w.exp),
     output:
-        check="results/checks/{exp}.json",
+        check=PATHS.check("{exp}"),
     log:
-        "results/logs/check_inputs/{exp}.log",
+        PATHS.log("check_inputs", "{exp}.log"),
     benchmark:
-        "results/benchmarks/check_inputs/{exp}.tsv"
+        PATHS.benchmark("check_inputs", "{exp}.tsv"),
     params:
         gcbench=GCBENCH,
         args=lambda w: study.check_args(config, w.exp),

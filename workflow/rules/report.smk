@@ -1,5 +1,6 @@
-# Aggregate every run into the tidy table, the claims, the paper-style tables and the figures.
-# The outputs flagged with report() make up `snakemake --report results/report.html`.
+# Aggregate every run into the study's tidy table, claims, paper-style tables and figures, in
+# the study's own folder (<outdir>/<study>/). The outputs flagged with report() make up
+# `snakemake --report <outdir>/<study>/report.html`.
 
 
 rule report:
@@ -8,34 +9,34 @@ rule report:
         curves=all_runs(f"{RUN}/eval/curve.csv"),
     output:
         claims=report(
-            "results/claims.html", caption="../report/claims.rst", category="1. Claims"
+            f"{PATHS.report}/claims.html", caption="../report/claims.rst", category="1. Claims"
         ),
-        claims_md="results/claims.md",
+        claims_md=f"{PATHS.report}/claims.md",
         # Every table the study has (table1, its 2-step and online versions, table2, table3,
         # mu_sweep, toy) is one page of the report.
         tables=report(
-            directory("results/tables"),
+            directory(f"{PATHS.report}/tables"),
             patterns=["{name}.html"],
             caption="../report/tables.rst",
             category="2. Tables",
         ),
         figures=report(
-            directory("results/figures"),
+            directory(f"{PATHS.report}/figures"),
             patterns=["{name}.png"],
             caption="../report/figures.rst",
             category="3. Figures",
         ),
-        tidy="results/tidy.csv",
-        readme="results/README.md",
+        tidy=f"{PATHS.report}/tidy.csv",
+        readme=f"{PATHS.report}/README.md",
         # Written only when this rule succeeds, never by the onerror report: the tables a failed
         # study leaves behind must not make the rerun say "Nothing to be done".
-        complete=touch("results/logs/report/complete"),
+        complete=touch(PATHS.log("report", "complete")),
     log:
-        "results/logs/report/report.log",
+        PATHS.log("report", "report.log"),
     benchmark:
-        "results/benchmarks/report/report.tsv"
+        PATHS.benchmark("report", "report.tsv")
     params:
         gcbench=GCBENCH,
         args=report_args(),
     shell:
-        "{params.gcbench} report --results results {params.args} > {log} 2>&1"
+        "{params.gcbench} report {params.args} > {log} 2>&1"

@@ -1,18 +1,19 @@
 # One training job per experiment x variant x seed, through `gcbench launch` (submitit).
-# The declared output is the completion file only: resumable state (state.pt) must never be a
-# Snakemake output, since Snakemake deletes the outputs of failed jobs.
+# The declared output is a marker, never done.json or the snapshots: Snakemake deletes a job's
+# outputs before rerunning it (a changed parameter, --forcerun) and after it fails, and a run's
+# results and resumable state must survive both. Rerunning a finished run is a no-op.
 
 
 rule train:
     input:
-        check="results/checks/{exp}.json",
+        check=PATHS.check("{exp}"),
         init=lambda w: study.init_inputs(run_of(w)),
     output:
-        done=f"{RUN}/done.json",
+        complete=study.train_marker(RUN),
     log:
-        "results/logs/train/{exp}/{variant}/s{seed}.log",
+        PATHS.run_log("logs", "train") + ".log",
     benchmark:
-        "results/benchmarks/train/{exp}/{variant}/s{seed}.tsv"
+        PATHS.run_log("benchmarks", "train") + ".tsv"
     params:
         gcbench=GCBENCH,
         run=lambda w: run_of(w).path,
@@ -24,4 +25,4 @@ rule train:
         gpu_jobs=1,
     shell:
         "{params.env}{params.gcbench} launch train {params.launch} --recipe {params.recipe} {params.overrides} "
-        "--run-dir {params.run} > {log} 2>&1"
+        "--run-dir {params.run} > {log} 2>&1 && touch {output.complete}"
