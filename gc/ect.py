@@ -1,5 +1,5 @@
 """Easy Consistency Tuning (Geng et al. 2024; paper Table 2) and the EDM denoising loss that
-pretrains the denoiser ECT starts from (Karras et al. 2022). ECT.md holds the facts.
+pretrains the denoiser ECT starts from (Karras et al. 2022). docs/ect.md holds the facts.
 
 ECT's pair shares one noise: x_t = e + t z and x_r = e + r z, with ln t ~ N(p_mean, p_std^2)
 and r = ect_r(t, stage). The prediction is f(x_t, t); the target is the same online net, without

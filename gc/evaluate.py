@@ -2,7 +2,7 @@
 
 Every number is written with what it takes to reproduce or compare it: implementation and
 version, mode, sample count, reference split, feature extractor and the sha256 of its weights,
-sampling steps, EMA or online weights, seed (DESIGN.md section 5).
+sampling steps, EMA or online weights, seed (docs/design.md#evaluation-protocol).
 
 - Paper datasets: FID with clean-fid in `clean` and `legacy_tensorflow` mode against training-set
   statistics; KID and precision/recall with torch-fidelity on the clean-mode Inception features of

@@ -1,4 +1,4 @@
-"""What the paper reports, and which metric stands for each dataset (DESIGN.md section 4)."""
+"""What the paper reports, and each dataset's headline metric (docs/design.md#paper-numbers)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ FID = {
     "lsun_church64": {"ic": 10.58, "ot": 9.71, "gc": 9.88},
 }
 TABLE3_ROLES = frozenset({"gc_online", "gc_dropout"})  # FID's rows from Table 3, not Table 1
-# Beside Table 1's FIDs, for CIFAR-10 (DESIGN.md section 4).
+# Beside Table 1's FIDs, for CIFAR-10 (docs/design.md#paper-numbers).
 KID_X100 = {"cifar10": {"ic": 0.44, "ot": 0.36, "gc": 0.26}}
 INCEPTION_SCORE = {"cifar10": {"ic": 8.76, "ot": 8.86, "gc": 9.10}}
 SAME_WALLCLOCK_FID = {"cifar10": 6.38}  # GC mu = 0.5 given IC's training time (Table 3)
@@ -26,7 +26,7 @@ ECT_FID = {
     "ffhq64": {"short": {"ic": 13.29, "gc": 11.73}, "long": {"ic": 9.68, "gc": 8.51}},
 }
 # Rows of Table 2 that appear only in other versions of the paper and could not be confirmed
-# from its text (docs: ECT.md).
+# from its text (docs/ect.md#what-the-paper-reports).
 ECT_UNCONFIRMED = frozenset({"ffhq64"})
 
 # A run's training setting (claims.setting_name): which of the paper's tables speaks for it.

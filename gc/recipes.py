@@ -225,7 +225,7 @@ _PAPER = {
 _PAPER["lsun_church64"] = _PAPER["celeba64"]
 
 _EMBEDDED = {
-    # Sized for a 2-core CPU (DESIGN.md "Sizing the embedded default"): an MLP on the flattened
+    # Sized for a 2-core CPU (docs/design.md#the-embedded-default): an MLP on the flattened
     # 8x8 image learns in seconds where the UNet takes minutes. `network=unet` gives the
     # 247k-parameter UNet below (16 channels, mult (1, 2), 2 blocks).
     "digits8": dict(
@@ -267,7 +267,7 @@ _EMBEDDED = {
 }
 
 
-# ---- ECT (Table 2): Easy Consistency Tuning of a pretrained EDM denoiser (ECT.md) -------------
+# ---- ECT (Table 2): Easy Consistency Tuning of a pretrained EDM denoiser (docs/ect.md) -----------
 # ECT's CIFAR-10 hyper-parameters; GC takes mu = 0.3 (the paper's best) and keeps ECT's dropout
 # 0.2 in both arms. `long`: q = 2, a stage every 25k steps (100k steps end in stage 3). `short`:
 # q = 256, stages never advance, EMA 0.9993, stopped at one hour of training.
@@ -351,7 +351,7 @@ def _with_coupling(base: dict, coupling: str) -> dict:
     if base.get("objective", "ict") != "ict":  # ECT: mu = 0.3, dropout kept in both arms
         return dict(base, coupling=coupling, mu=ECT_MU if gc else 0.0, endpoint=ECT_ENDPOINT)
     out = dict(base, coupling=coupling, mu=0.5 if gc else 0.0)
-    if gc:  # the paper trains GC without dropout (DESIGN.md section 4)
+    if gc:  # the paper trains GC without dropout (docs/design.md#paper-setups)
         out["dropout"] = tuple(0.0 for _ in base["dropout"])
     return out
 

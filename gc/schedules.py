@@ -1,6 +1,6 @@
 """Noise schedules, pure functions of the step and the hyper-parameters: iCT's discretisation
 (Song & Dhariwal 2023, "Improved Techniques for Training Consistency Models", section 3.4-3.5)
-and ECT's continuous-time mapping from t to r (Geng et al. 2024, ECT.md)."""
+and ECT's continuous-time mapping from t to r (Geng et al. 2024, docs/ect.md#ects-objective)."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ def training_step(
     endpoint_fn: EndpointFn,
     shard: Shard = SINGLE,
 ) -> tuple[Tensor, Pair]:
-    """The consistency-training loss of one batch (DESIGN.md section 3), not yet backpropagated.
+    """One batch's consistency-training loss (docs/design.md#the-training-step), not backpropagated.
 
     i ~ p; one z per sample; (x_lo, x_hi) from the coupling;
     loss = mean(lambda_i d(f(x_hi, sigma_{i+1}), stopgrad f(x_lo, sigma_i))).

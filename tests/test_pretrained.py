@@ -244,7 +244,7 @@ def test_edm_to_gcbench_drops_only_what_gcbench_has_no_counterpart_for():
     [((2, 2, 2), 32, 55_732_739), ((1, 2, 2, 2), 64, 61_804_419)],
 )
 def test_edm_ddpmpp_parameter_counts(channel_mult, resolution, expected):
-    # EDM's CIFAR-10 and FFHQ 64 networks without map_augment (ECT.md).
+    # EDM's CIFAR-10 and FFHQ 64 networks without map_augment (docs/ect.md).
     with torch.device("meta"):
         net = SongUNet(resolution, 3, 3, 128, channel_mult, 4, (16,))
     assert count_parameters(net) == expected
