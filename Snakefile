@@ -12,9 +12,10 @@ min_version("8.0")
 
 # The embedded default unless a study config is given (--configfile, or the slurm profile).
 # Config files merge key by key, so the default must not be loaded under another study.
+# (Found beside this Snakefile, so that `--directory` elsewhere works too.)
 if "experiments" not in config:
 
-    configfile: "workflow/config/default.yaml"
+    configfile: f"{workflow.basedir}/workflow/config/default.yaml"
 
 
 # The HTML report's front page: what the study is and where to start reading.

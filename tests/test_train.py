@@ -169,6 +169,7 @@ def test_a_300_step_digits_run_lowers_its_loss(tmp_path):
 
 def test_sigusr2_saves_state_and_the_rerun_resumes_exactly(tmp_path, tiny_digits):
     overrides = [
+        "keep_state=true",  # compared below with the uninterrupted final state
         "model_channels=8",
         "batch_size=16",
         "total_steps=400",
