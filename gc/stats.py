@@ -28,7 +28,7 @@ def paired_t(diffs: ArrayLike, threshold: float = 0.0) -> tuple[np.ndarray, np.n
     d = np.asarray(diffs, dtype=float)
     n = np.isfinite(d).sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nansum(d, axis=-1) / n
+        mean = np.asarray(np.nansum(d, axis=-1) / n)
         sd = np.sqrt(np.nansum((d - mean[..., None]) ** 2, axis=-1) / (n - 1))
         se = sd / np.sqrt(n)
         half = stats.t.ppf(1 - ALPHA / 2, n - 1) * se
@@ -36,7 +36,8 @@ def paired_t(diffs: ArrayLike, threshold: float = 0.0) -> tuple[np.ndarray, np.n
         p = 2 * stats.t.sf(t, n - 1)
     p = np.where((se == 0) & (mean == threshold), 1.0, p)
     few = n < 2
-    return mean, np.where(few, np.nan, half), np.where(few, np.nan, p)
+    # [()] turns a 0-d result (one row of differences) into a scalar.
+    return mean[()], np.where(few, np.nan, half)[()], np.where(few, np.nan, p)[()]
 
 
 def mean_ci(values: pd.Series | ArrayLike) -> tuple[float, float]:
