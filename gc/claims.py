@@ -32,14 +32,12 @@ from .recipes import ECT_ENDPOINT, ECT_MU
 from .stats import mean_ci
 
 VERDICT_RULE = (
-    "the family is every row below with a paper claim (one row per claim and setting); each "
-    "row's two-sided paired t-test (`p`, unadjusted) is adjusted by Holm's step-down method over "
-    "the family (`p (Holm)`), so that the chance of any false verdict in the study is at most "
-    "5%: **reproduced** when the adjusted p is at most 0.05 and the mean lies on the paper's "
-    "side, **contradicted** when it is at most 0.05 and the mean lies on the other side, "
-    "**inconclusive** otherwise or with fewer than 2 pairs (untested, outside the family); "
-    "**not a paper claim**: a difference the paper does not state, reported without a verdict "
-    "and outside the family"
+    "each row's two-sided paired t-test (`p`, unadjusted) is adjusted by Holm's step-down method "
+    "over the family (`p (Holm)`); **reproduced** when the adjusted p is at most 0.05 and the "
+    "mean lies on the paper's side, **contradicted** when it is at most 0.05 and the mean lies on "
+    "the other side, **inconclusive** otherwise or with fewer than 2 pairs (untested); **not a "
+    "paper claim**: a difference the paper does not state, reported without a verdict and "
+    "outside the family"
 )
 NOT_A_CLAIM = "not a paper claim"
 
@@ -458,9 +456,10 @@ def family_statement(table: pd.DataFrame) -> str:
     m = family_size(table)
     untested = int((table["p_holm"].isna() & (table["verdict"] != NOT_A_CLAIM)).sum())
     text = (
-        f"Family: the {m} headline claim rows of this study with 2 pairs or more, tested "
-        f"together at a family-wise error rate of {stats.ALPHA:.0%} by {stats.FAMILY_METHOD} "
-        f"(family size m = {m})"
+        f"Family: the m = {m} headline claim rows of this study (one row per claim and setting) "
+        f"with 2 pairs or more, tested together at a family-wise error rate of "
+        f"{stats.ALPHA:.0%} (the chance of any false verdict in the study is at most "
+        f"{stats.ALPHA:.0%}) by {stats.FAMILY_METHOD}"
     )
     if untested:
         text += f"; {untested} row(s) with fewer than 2 pairs are untested (inconclusive)"

@@ -351,7 +351,7 @@ def test_the_default_study_has_one_family_of_13_headline_rows():
         "digits8 300 steps, batch 128": 7,
         "toy2d 300 steps, batch 128": 6,
     }
-    assert f"family size m = {DEFAULT_FAMILY}" in claims.family_statement(table)
+    assert f"the m = {DEFAULT_FAMILY} headline" in claims.family_statement(table)
 
 
 def test_claim_verdicts_use_the_family_adjusted_p_value():
@@ -386,7 +386,7 @@ def test_the_claims_file_states_the_family_and_both_p_values(tmp_path):
     frame = _with_transport(_study(), [[-3.0] * 3] * 3, [[-1.0] * 3] * 3)
     report.write_claims(frame, tmp_path)
     text = (tmp_path / "claims.md").read_text()
-    assert "family size m = 7" in text and "Holm's step-down" in text
+    assert "the m = 7 headline" in text and "Holm's step-down" in text
     head = next(line for line in text.splitlines() if line.startswith("| claim"))
     assert {"p", "p (Holm)", "verdict"} <= {c.strip() for c in head.split("|")}
     # The descriptive tables carry no verdict column.
@@ -395,4 +395,4 @@ def test_the_claims_file_states_the_family_and_both_p_values(tmp_path):
     csv = pd.read_csv(tmp_path / "claims.csv")
     assert {"p", "p_holm", "verdict"} <= set(csv.columns)
     html = (tmp_path / "claims.html").read_text()
-    assert "p (Holm)" in html and "family size m = 7" in html
+    assert "p (Holm)" in html and "the m = 7 headline" in html
