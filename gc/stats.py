@@ -23,7 +23,7 @@ def paired_t(diffs: ArrayLike, threshold: float = 0.0) -> tuple[np.ndarray, np.n
     mean = `threshold`, over the last axis of paired differences (n − 1 degrees of freedom).
 
     Fewer than 2 finite values: nan width and p. Zero spread: p = 0 off the threshold (the
-    interval, ± 0, excludes it) and 1 on it.
+    interval, ± 0, excludes it) and 1 on it. One row of differences gives numpy scalars.
     """
     d = np.asarray(diffs, dtype=float)
     n = np.isfinite(d).sum(axis=-1)
