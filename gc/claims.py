@@ -1,10 +1,13 @@
 """The paper's claims, tested on a study's runs: one row per claim with the paired difference
 over training seeds, its 95% interval and a verdict.
 
-Verdict rule: **reproduced** when the whole paired 95% interval lies on the paper's side,
-**contradicted** when it lies wholly on the other side, **inconclusive** otherwise or with fewer
-than 2 pairs. Pairs are runs of the same dataset, training budget and seed, so that they share
-initial weights, data order and noise; they may come from different experiments of a study.
+The family: every row of `claims` that carries a paper claim (one row per claim and setting)
+is tested together, at a family-wise error rate of 5%: each row's two-sided paired t-test,
+Holm's step-down adjustment over the rows, and the verdict from the adjusted p (see
+`stats.family_verdicts`). The per-snapshot and per-sigma tables are descriptive: differences
+and unadjusted intervals, no verdict. Pairs are runs of the same dataset, training budget and
+seed, so that they share initial weights, data order and noise; they may come from different
+experiments of a study.
 
 Runs are given roles from their own resolved config, never from their names: `ic`, `ot`, `gc`
 (mu = 0.5, EMA endpoint, no dropout: the paper's GC), and the ablations `gc_online`,
@@ -23,37 +26,20 @@ import numpy as np
 import pandas as pd
 
 from . import paper as published
+from . import stats
 from .paper import ECT_LONG, ECT_SHORT, EDM_PRETRAINING, ICT, primary
 from .recipes import ECT_ENDPOINT, ECT_MU
 from .stats import mean_ci
 
 VERDICT_RULE = (
-    "**reproduced** when the whole paired 95% interval lies on the paper's side, "
-    "**contradicted** when it lies wholly on the other side, **inconclusive** otherwise or with "
-    "fewer than 2 pairs; **not a paper claim**: a difference the paper does not state, reported "
-    "without a verdict"
+    "each row's two-sided paired t-test (`p`, unadjusted) is adjusted by Holm's step-down method "
+    "over the family (`p (Holm)`); **reproduced** when the adjusted p is at most 0.05 and the "
+    "mean lies on the paper's side, **contradicted** when it is at most 0.05 and the mean lies on "
+    "the other side, **inconclusive** otherwise or with fewer than 2 pairs (untested); **not a "
+    "paper claim**: a difference the paper does not state, reported without a verdict and "
+    "outside the family"
 )
 NOT_A_CLAIM = "not a paper claim"
-
-# ---- the verdict rule ------------------------------------------------------------------------
-
-
-def verdict(diffs: pd.Series, paper_sign: int, threshold: float = 0.0) -> str:
-    """The verdict on paired differences whose paper-side is `paper_sign` (-1: below
-    `threshold`, +1: above it)."""
-    diffs = diffs.dropna()
-    if len(diffs) < 2:
-        return "inconclusive"
-    mean, half = mean_ci(diffs)
-    # The interval's ends, turned so that the paper's side is positive.
-    lo, hi = sorted(
-        ((mean - half - threshold) * paper_sign, (mean + half - threshold) * paper_sign)
-    )
-    if lo > 0:
-        return "reproduced"
-    if hi < 0:
-        return "contradicted"
-    return "inconclusive"
 
 
 # ---- roles and pairs -------------------------------------------------------------------------
@@ -167,9 +153,10 @@ def nearest_in_time(curve: pd.DataFrame, seconds: float) -> pd.Series:
 
 
 def _row(claim, source, group, comparison, diffs, paper_sign, paper=None, threshold=0.0, **kw):
+    """One claim's row, tested alone; `claims` adjusts its p over the family and gives the
+    verdict (rows passed a verdict, e.g. NOT_A_CLAIM, keep it and stay out of the family)."""
     diffs = pd.Series(diffs, dtype=float).dropna()
-    mean, half = mean_ci(diffs)
-    kw.setdefault("verdict", verdict(diffs, paper_sign, threshold))
+    mean, half, p = (float(v) for v in stats.paired_t(diffs.to_numpy(), threshold))
     return {
         "claim": claim,
         "source": source,
@@ -180,6 +167,9 @@ def _row(claim, source, group, comparison, diffs, paper_sign, paper=None, thresh
         "measured": _fmt(mean, half),
         "pairs": len(diffs),
         "paper": "" if paper is None else f"{paper:+.3g}",
+        "p": p,
+        "paper_sign": paper_sign,
+        "threshold": threshold,
         **kw,
     }
 
@@ -302,12 +292,13 @@ def ect_claims(frame: pd.DataFrame, dataset: str, group: str, setting: str) -> I
 
 
 def _sign_note(diffs: pd.Series, a: str, b: str) -> str:
-    """Which side of zero the paired interval of (a − b) lies on, for rows without a verdict."""
-    side = verdict(diffs, -1)
-    if side == "reproduced":
-        return f"the {a} endpoint ends lower (whole 95% interval below 0)"
-    if side == "contradicted":
-        return f"the {b} endpoint ends lower (whole 95% interval above 0)"
+    """Which side of zero the paired 95% interval of (a − b) lies on, for rows without a
+    verdict (unadjusted: such rows are outside the family)."""
+    mean, half = mean_ci(diffs)
+    if mean + half < 0:
+        return f"the {a} endpoint ends lower (whole 95% interval below 0, unadjusted)"
+    if mean - half > 0:
+        return f"the {b} endpoint ends lower (whole 95% interval above 0, unadjusted)"
     return "no difference resolved (the interval spans 0, or fewer than 2 pairs)"
 
 
@@ -385,16 +376,18 @@ def _transport_gaps(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
 
 def transport_claims(frame: pd.DataFrame, group: str) -> Iterator[dict]:
     for other, diff in _transport_gaps(frame):
-        per_sigma = diff.groupby("sigma")["diff"].apply(lambda d: verdict(d, -1))
-        lower = int((per_sigma == "reproduced").sum())
+        # Descriptive: how many per-sigma intervals (unadjusted) lie below 0. The sigmas share
+        # runs and data, so the count is no evidence beyond the row's own test.
+        bounds = diff.groupby("sigma")["diff"].apply(lambda d: sum(mean_ci(d)))
+        lower = int((bounds < 0).sum())
         yield _row(
             f"transport cost E‖e − z‖² is lower under GC than under {other.upper()}",
             "Fig. 3",
             group,
-            f"mean over {len(per_sigma)} sigmas of E‖e − z‖²: GC − {other.upper()}",
+            f"mean over {len(bounds)} sigmas of E‖e − z‖²: GC − {other.upper()}",
             diff.groupby("seed")["diff"].mean(),
             -1,
-            note=f"lower (whole CI) at {lower} of {len(per_sigma)} sigmas",
+            note=f"95% interval below 0 (unadjusted) at {lower} of {len(bounds)} sigmas",
         )
 
 
@@ -430,12 +423,52 @@ def claims(frame: pd.DataFrame) -> pd.DataFrame:
             out += [*ect_claims(g, dataset, group, setting)]
             out += [*curve_claims(g, dataset, group, setting)]
         # EDM pretraining (the denoiser): the paper makes no claim about it.
-    columns = ["claim", "source", "setting", "comparison", "measured", "pairs", "paper"]
-    return pd.DataFrame(out, columns=[*columns, "verdict", "mean", "ci95", "note"])
+    return with_family_verdicts(pd.DataFrame(out, columns=[*COLUMNS, *HIDDEN]))
+
+
+COLUMNS = ["claim", "source", "setting", "comparison", "measured", "pairs", "paper"]
+COLUMNS += ["p", "p_holm", "verdict", "mean", "ci95", "note"]
+HIDDEN = ["paper_sign", "threshold"]  # what the verdict needs, not shown
+
+
+def with_family_verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """The claims with the family's verdicts: every row without a preset verdict is in the
+    family; Holm's adjustment over those with a p-value (2 pairs or more), then the one rule."""
+    table = table.astype({"verdict": object, "p": float, "p_holm": float})
+    family = table["verdict"].isna()
+    columns = ("mean", "p", "paper_sign", "threshold")
+    adjusted, verdicts = stats.family_verdicts(
+        *(table.loc[family, c].to_numpy(float) for c in columns)
+    )
+    table.loc[family, "p_holm"] = adjusted
+    table.loc[family, "verdict"] = verdicts
+    table.loc[~family, "p"] = np.nan  # outside the family: no test is reported
+    return table[COLUMNS]
+
+
+def family_size(table: pd.DataFrame) -> int:
+    """Rows in the study's family that were tested (a paper claim with 2 pairs or more)."""
+    return int(table["p_holm"].notna().sum())
+
+
+def family_statement(table: pd.DataFrame) -> str:
+    """The family, its size and the method, in words, for the head of the claims file."""
+    m = family_size(table)
+    untested = int((table["p_holm"].isna() & (table["verdict"] != NOT_A_CLAIM)).sum())
+    text = (
+        f"Family: the m = {m} headline claim rows of this study (one row per claim and setting) "
+        f"with 2 pairs or more, tested together at a family-wise error rate of "
+        f"{stats.ALPHA:.0%} (the chance of any false verdict in the study is at most "
+        f"{stats.ALPHA:.0%}) by {stats.FAMILY_METHOD}"
+    )
+    if untested:
+        text += f"; {untested} row(s) with fewer than 2 pairs are untested (inconclusive)"
+    return text + "."
 
 
 def per_sigma(frame: pd.DataFrame) -> pd.DataFrame:
-    """The transport-cost claims sigma by sigma: GC − IC and GC − OT, paired over seeds."""
+    """The transport-cost claims sigma by sigma: GC − IC and GC − OT, paired over seeds, with
+    unadjusted 95% intervals and no verdict (descriptive: the claim is the mean over sigmas)."""
     frame = with_roles(frame)
     out = []
     for group, g in frame[frame.setting == ICT].groupby("group", sort=False):
@@ -449,15 +482,16 @@ def per_sigma(frame: pd.DataFrame) -> pd.DataFrame:
                         "compared": f"GC − {other.upper()}",
                         "E‖e − z‖² difference": _fmt(mean, half),
                         "pairs": int(d["diff"].notna().sum()),
-                        "verdict": verdict(d["diff"], -1),
                     }
                 )
-    columns = ["setting", "sigma", "compared", "E‖e − z‖² difference", "pairs", "verdict"]
+    columns = ["setting", "sigma", "compared", "E‖e − z‖² difference", "pairs"]
     return pd.DataFrame(out, columns=columns)
 
 
 def per_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
-    """GC − IC of the headline metric at every snapshot, paired over seeds."""
+    """GC − IC of the headline metric at every snapshot, paired over seeds, with unadjusted 95%
+    intervals and no verdict: neighbouring snapshots share runs, so a run of intervals on one
+    side is weaker evidence than it looks; the claim is the single convergence row."""
     frame = with_roles(frame)
     out = []
     for group, g in frame.groupby("group", sort=False):
@@ -475,7 +509,6 @@ def per_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
                         "step": int(step),
                         "GC − IC": _fmt(mean, half),
                         "pairs": len(diff),
-                        "verdict": verdict(diff, -1),
                     }
                 )
-    return pd.DataFrame(out, columns=["setting", "step", "GC − IC", "pairs", "verdict"])
+    return pd.DataFrame(out, columns=["setting", "step", "GC − IC", "pairs"])

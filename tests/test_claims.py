@@ -5,41 +5,48 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from gcbench import claims
+from gcbench import claims, report, stats
 from gcbench import paper as published
 from gcbench.paper import primary
+from scipy import stats as scipy_stats
 
 
 def _diffs(*values):
     return pd.Series(values, dtype=float)
 
 
+def _alone(diffs, paper_sign, threshold=0.0):
+    """The verdict on one row tested alone: a family of one, where Holm changes nothing."""
+    mean, _, p = stats.paired_t(diffs, threshold)
+    return str(stats.family_verdicts([mean], [p], paper_sign, threshold)[1][0])
+
+
 def test_verdict_rule_on_the_paper_side_reproduces():
     # Paper: GC below IC (differences < 0). Interval wholly below zero.
-    assert claims.verdict(_diffs(-5.0, -6.0, -5.5), paper_sign=-1) == "reproduced"
+    assert _alone(_diffs(-5.0, -6.0, -5.5), paper_sign=-1) == "reproduced"
 
 
 def test_verdict_rule_wholly_on_the_other_side_contradicts():
-    assert claims.verdict(_diffs(5.0, 6.0, 5.5), paper_sign=-1) == "contradicted"
+    assert _alone(_diffs(5.0, 6.0, 5.5), paper_sign=-1) == "contradicted"
     # The same numbers reproduce a claim whose paper side is "above" (e.g. dropout hurts).
-    assert claims.verdict(_diffs(5.0, 6.0, 5.5), paper_sign=+1) == "reproduced"
+    assert _alone(_diffs(5.0, 6.0, 5.5), paper_sign=+1) == "reproduced"
 
 
 def test_verdict_rule_interval_across_zero_is_inconclusive():
-    assert claims.verdict(_diffs(-5.0, 4.0, -1.0), paper_sign=-1) == "inconclusive"
+    assert _alone(_diffs(-5.0, 4.0, -1.0), paper_sign=-1) == "inconclusive"
 
 
 def test_verdict_rule_needs_two_pairs():
-    assert claims.verdict(_diffs(-100.0), paper_sign=-1) == "inconclusive"
+    assert _alone(_diffs(-100.0), paper_sign=-1) == "inconclusive"
     # A missing seed (NaN) is dropped, not counted: one pair is left.
-    assert claims.verdict(_diffs(-100.0, math.nan), paper_sign=-1) == "inconclusive"
-    assert claims.verdict(_diffs(), paper_sign=-1) == "inconclusive"
+    assert _alone(_diffs(-100.0, math.nan), paper_sign=-1) == "inconclusive"
+    assert _alone(_diffs(), paper_sign=-1) == "inconclusive"
 
 
 def test_verdict_rule_against_a_threshold():
     # GC's step-time overhead: the paper's side is "at most +20%".
-    assert claims.verdict(_diffs(0.08, 0.10, 0.09), -1, threshold=0.2) == "reproduced"
-    assert claims.verdict(_diffs(0.30, 0.32, 0.31), -1, threshold=0.2) == "contradicted"
+    assert _alone(_diffs(0.08, 0.10, 0.09), -1, threshold=0.2) == "reproduced"
+    assert _alone(_diffs(0.30, 0.32, 0.31), -1, threshold=0.2) == "contradicted"
 
 
 def test_nearest_snapshot_in_wall_clock():
@@ -182,12 +189,15 @@ def test_transport_cost_claims_on_average_and_sigma_by_sigma():
     table = claims.claims(frame).set_index("claim")
     ic = table.loc["transport cost E‖e − z‖² is lower under GC than under IC"]
     assert ic["mean"] == pytest.approx((-6.0 - 6.4 - 5.7) / 9) and ic["verdict"] == "reproduced"
-    assert ic["pairs"] == 3 and ic["note"] == "lower (whole CI) at 3 of 3 sigmas"
+    assert ic["pairs"] == 3
+    assert ic["note"] == "95% interval below 0 (unadjusted) at 3 of 3 sigmas"
     ot = table.loc["transport cost E‖e − z‖² is lower under GC than under OT"]
-    assert ot["note"] == "lower (whole CI) at 1 of 3 sigmas"
+    assert ot["note"] == "95% interval below 0 (unadjusted) at 1 of 3 sigmas"
     sigmas = claims.per_sigma(frame).set_index(["compared", "sigma"])
     assert sigmas.loc[("GC − IC", "0.1"), "E‖e − z‖² difference"].startswith("-3.03 ±")
-    assert list(sigmas.loc["GC − OT", "verdict"]) == ["reproduced", "inconclusive", "contradicted"]
+    # Descriptive: the difference and its interval, no verdict word (issue 24).
+    assert "verdict" not in sigmas and "verdict" not in claims.per_snapshot(frame)
+    assert sigmas.loc[("GC − OT", "10"), "E‖e − z‖² difference"].startswith("+1 ±")
 
 
 def test_runs_of_another_budget_never_pair():
@@ -306,3 +316,83 @@ def test_table2_paper_values_by_setting():
     assert "unconfirmed" in published.paper_source("ffhq64", "gc", "ECT short")
     assert published.paper_source("cifar10", "gc", "ECT long") == "Table 2"
     assert published.paper_source("cifar10", "gc_online", "iCT") == "Table 3"
+
+
+# ---- the family: verdicts at a family-wise 5% (issue 24) --------------------------------------
+
+
+def _default_shaped_study():
+    """The embedded default's shape (workflow/config/default.yaml): digits8 with IC, batch OT
+    and GC, toy2d with IC and GC, 3 seeds each; finals, curves, step times, and the GC runs'
+    transport costs against IC's and OT's pairing (evaluate.transport_cost writes both)."""
+    parts = []
+    for dataset, variants in (("digits8", ("ic", "ot", "gc")), ("toy2d", ("ic", "gc"))):
+        rows = []
+        for seed in range(3):
+            for k, v in enumerate(variants):
+                value = 50.0 + seed + k
+                rows += _run_rows(v, v, seed, value, [200, 100, value], 0.01 + 0.001 * k,
+                                  dataset=dataset, experiment=dataset)  # fmt: skip
+        frame = pd.DataFrame(rows).assign(sigma=np.nan)
+        gaps = [[-1.0 - 0.1 * s] * 3 for s in range(3)]
+        parts.append(_with_transport(frame, gaps, gaps))
+    return pd.concat(parts, ignore_index=True)
+
+
+DEFAULT_FAMILY = 13  # the README quotes it
+
+
+def test_the_default_study_has_one_family_of_13_headline_rows():
+    table = claims.claims(_default_shaped_study())
+    # digits8: GC vs IC, GC vs OT, converges faster, at IC's wall-clock, transport vs IC and OT,
+    # step time (7); toy2d: the same without GC vs OT's final (6).
+    assert claims.family_size(table) == len(table) == DEFAULT_FAMILY
+    assert table.groupby("setting").size().to_dict() == {
+        "digits8 300 steps, batch 128": 7,
+        "toy2d 300 steps, batch 128": 6,
+    }
+    assert f"the m = {DEFAULT_FAMILY} headline" in claims.family_statement(table)
+
+
+def test_claim_verdicts_use_the_family_adjusted_p_value():
+    table = claims.claims(_study()).set_index("claim")
+    ends = table.loc["GC ends below IC"]
+    # The unadjusted p is scipy's paired t-test; Holm's is no smaller, and gives the verdict.
+    assert ends["p"] == pytest.approx(scipy_stats.ttest_1samp([-10.0, -12.0, -11.0], 0.0).pvalue)
+    adjusted = stats.holm(table["p"].to_numpy(float))
+    assert table["p_holm"].to_numpy(float) == pytest.approx(adjusted)
+    # A row that would be reproduced alone (p < 0.05) but not after the family's adjustment.
+    frame = _study(gc_final_offsets=(-10.0, -15.0, -8.0))
+    row = claims.claims(frame).set_index("claim").loc["GC ends below IC"]
+    assert row["p"] < 0.05 < row["p_holm"]
+    assert _alone(_diffs(-10.0, -15.0, -8.0), -1) == "reproduced"
+    assert row["verdict"] == "inconclusive"
+
+
+def test_tables_and_claims_give_the_same_paired_difference():
+    # The same paired differences reach Table 1's paired column and the claim; the table prints
+    # no verdict of its own, so the only verdicts are the family's.
+    frame = _study(gc_final_offsets=(-10.0, -15.0, -8.0)).assign(extractor_sha256="")
+    claim = claims.claims(frame).set_index("claim").loc["GC ends below IC"]
+    mean, half, _ = stats.paired_t([-10.0, -15.0, -8.0])
+    assert (claim["mean"], claim["ci95"]) == pytest.approx((mean, half))
+    table = report.summary_table(frame[frame.kind != "curve"]).set_index("variant")
+    assert table.loc["gc", report.PAIRED_COLUMN] == report._fmt(claim["mean"], claim["ci95"])
+    shown = [str(cell) for cell in table.to_numpy().ravel()]
+    assert not any(w in cell for cell in shown for w in ("reproduced", "contradicted"))
+
+
+def test_the_claims_file_states_the_family_and_both_p_values(tmp_path):
+    frame = _with_transport(_study(), [[-3.0] * 3] * 3, [[-1.0] * 3] * 3)
+    report.write_claims(frame, tmp_path)
+    text = (tmp_path / "claims.md").read_text()
+    assert "the m = 7 headline" in text and "Holm's step-down" in text
+    head = next(line for line in text.splitlines() if line.startswith("| claim"))
+    assert {"p", "p (Holm)", "verdict"} <= {c.strip() for c in head.split("|")}
+    # The descriptive tables carry no verdict column.
+    for section in text.split("## ")[1:]:
+        assert "| verdict" not in section and "Descriptive, no verdict" in section
+    csv = pd.read_csv(tmp_path / "claims.csv")
+    assert {"p", "p_holm", "verdict"} <= set(csv.columns)
+    html = (tmp_path / "claims.html").read_text()
+    assert "p (Holm)" in html and "the m = 7 headline" in html
