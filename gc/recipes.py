@@ -438,7 +438,10 @@ def config_changes(recorded: dict, c: TrainConfig) -> dict[str, tuple]:
     config.json. A field added after the run started, at its default, computes what the run
     computed, so it is no change."""
     old = upgrade_config(recorded)
-    defaults = TrainConfig(dataset=c.dataset).to_dict()
+    defaults = {  # as to_dict writes them (no instance: a default alone may not validate)
+        f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+        for f in dataclasses.fields(TrainConfig)
+    }
     return {
         k: (old.get(k), v)
         for k, v in c.to_dict().items()
