@@ -76,6 +76,11 @@ def test_two_studies_keep_their_own_reports_and_share_identical_runs(workdir):
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         # Each study trains two runs: the second only seed 1's, reusing seed 0's.
         assert (out.stdout + out.stderr).count("rule train:") == 2
+    for run in (workdir / "results/runs/toy2d").glob("*/s0"):  # trained once, by the first
+        assert [j["name"] for j in checkpoint.read_jsonl(run / "jobs.jsonl")] == [
+            "train",
+            "evaluate",
+        ]
     first, second = workdir / "results/first", workdir / "results/second"
     for folder in (first, second):
         for name in ("claims.md", "tables/toy.md", "tidy.csv", "README.md", "report.html"):

@@ -6,7 +6,8 @@
 
 rule train:
     input:
-        check=PATHS.check("{exp}"),
+        # ancient: another study's check of the same experiment must not retrain shared runs.
+        check=ancient(PATHS.check("{exp}")),
         init=lambda w: study.init_inputs(run_of(w)),
     output:
         complete=study.train_marker(RUN),
