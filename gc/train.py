@@ -298,7 +298,8 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
         from .pretrained import load_init
 
         cache = Path(os.environ.get("GCBENCH_CACHE", DEFAULT_CACHE))  # as `gcbench check`
-        init = dict(init=c.init, init_sha256=load_init(c.init, net.backbone, cache))
+        digest = load_init(c.init, net.backbone, cache, sigma_data=net.sigma_data)
+        init = dict(init=c.init, init_sha256=digest)
         ema.load_state_dict(net.state_dict())
     if shard.is_main:
         event = "resume" if run.step else "start"
