@@ -228,12 +228,11 @@ def train(
 
     bar.close()
     if shard.is_main:
-        checkpoint.write_json(
-            dict(
-                step=run.step, train_seconds=run.train_seconds, final_loss=_last_loss(run.run_dir)
-            ),
-            run.run_dir / "done.json",
-        )
+        # The GPU model and count belong to the budget: train_seconds on one GPU model is not
+        # the same budget on another (ECT short's hour, wall-clock comparisons).
+        summary = dict(step=run.step, train_seconds=run.train_seconds)
+        summary |= dict(final_loss=_last_loss(run.run_dir), **checkpoint.run_hardware(run.run_dir))
+        checkpoint.write_json(summary, run.run_dir / "done.json")
     return "done"
 
 
@@ -307,7 +306,7 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
             provenance.collect(
                 event=event, step=run.step, seed=c.seed, world_size=shard.world, **init
             ),
-            run_dir / "provenance.jsonl",
+            run_dir / checkpoint.PROVENANCE,
         )
     run.model = _compiled(_data_parallel(net, shard, device), c)
     return run
