@@ -7,8 +7,8 @@ source code; unpickling normally `exec`s it. Here:
 
 - the opcode stream is first walked with `pickletools.genops`: every argument must lie inside the
   file, every memo index must be below the stream's opcode count (the C unpickler sizes its memo
-  by the largest index, so a 9-byte stream could ask it for gigabytes), and a memo entry must be
-  written before it is read;
+  by the largest index, so a 9-byte stream could ask it for gigabytes), a memo entry must be
+  written before it is read, and the opcodes are at most a million (20 times EDM's);
 - Python's pure-Python unpickler then rebuilds the objects with a fixed set of globals, each
   mapped to a passive stand-in or to a checking function. BUILD, SETITEM(S), APPEND(S) and
   ADDITEMS act only on stand-ins and plain containers: never on a tensor (its `__setstate__`
@@ -44,6 +44,9 @@ UnpicklingError = pickle.UnpicklingError
 
 _SLACK = 1 << 20  # bytes a file may allocate beyond twice its size: its small containers
 _MAX_DIM = 8  # EDM's tensors have at most 4 dimensions
+# Opcodes per pickle: each can leave a small object behind (an empty list from one byte), so
+# their count bounds what is not charged to the budget. EDM's CIFAR-10 pickle has 48 043.
+_MAX_OPS = 1_000_000
 
 
 # ---- stand-ins: objects that hold data and run nothing -------------------------------------
@@ -211,7 +214,8 @@ def _parameter(data: object, requires_grad: object, backward_hooks: object) -> T
 
 
 def _dtype(name: object, align: object = False, copy: object = True) -> _DType:
-    if not isinstance(name, str) or name not in _DTYPES or align is not False:
+    # numpy 1.x pickles align and copy as the ints 0 and 1, numpy 2.x as booleans.
+    if not isinstance(name, str) or name not in _DTYPES or type(align) not in (bool, int) or align:
         raise UnpicklingError(
             f"refusing numpy dtype {_short(name)}: an EDM pickle holds only {', '.join(_DTYPES)}"
         )
@@ -298,6 +302,8 @@ def _scan(stream: io.BytesIO) -> int:
     try:
         for op, arg, _ in pickletools.genops(stream):
             ops += 1
+            if ops > _MAX_OPS:
+                raise UnpicklingError(f"over {_MAX_OPS} opcodes: far more than an EDM network's")
             if op.name in _PUTS:
                 memo.add(arg)
             elif op.name == "MEMOIZE":

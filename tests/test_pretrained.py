@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from gcbench import assets, checkpoint, pretrained
+from gcbench import assets, checkpoint, edm_pickle, pretrained
 from gcbench.cli import main
 from gcbench.networks import ConsistencyFunction, SongUNet, count_parameters
 
@@ -363,6 +363,22 @@ def test_hostile_pickles_exit_cleanly_with_their_reason_within_a_memory_cap(tmp_
         status, message = outcomes[name]
         assert status == "1", f"{name} ended with {status} (a negative status is a signal)"
         assert message.startswith(f"UnpicklingError: {tmp_path / name}: {reason}"), message
+
+
+def test_numpy_1_scalars_as_edm_wrote_them_load():
+    # scalar(dtype("f8", 0, 1) + BUILD of the standard state, sqrt(0.5)'s 8 bytes): numpy 1.x
+    # spells align and copy as ints, numpy 2.x as booleans.
+    data = b"\x80\x02cnumpy.core.multiarray\nscalar\ncnumpy\ndtype\nX\x02\x00\x00\x00f8K\x00K\x01"
+    data += b"\x87R(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    data += b"C\x08" + np.sqrt(0.5).tobytes() + b"\x86R."
+    value = edm_pickle.load(data)
+    assert type(value) is np.float64 and value == np.sqrt(0.5)
+
+
+def test_a_stream_of_more_opcodes_than_any_edm_pickle_is_refused():
+    # One byte per empty list: a million objects' worth of memory from a 1 MB file.
+    with pytest.raises(pickle.UnpicklingError, match="over 1000000 opcodes"):
+        edm_pickle.load(b"\x80\x02(" + b"]" * 1_000_000 + b"l.")
 
 
 # ---- the architecture: EDM's EDMPrecond around the recipe's DDPM++ SongUNet ----------------
