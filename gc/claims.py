@@ -303,7 +303,8 @@ def ect_claims(frame: pd.DataFrame, dataset: str, group: str, setting: str) -> I
     def paired(a: str, b: str) -> tuple[pd.Series, str]:
         # A wall-clock budget (ECT short's hour) pairs two arms only on the same GPUs.
         refused = unpaired_gpus(frame[frame.role == a], frame[frame.role == b])
-        return (values[a] - values[b]).drop(list(refused)), "; ".join(refused.values())
+        diffs = (values[a] - values[b]).drop(list(refused), errors="ignore")
+        return diffs, "; ".join(refused.values())
 
     if {"gc", "ic"} <= set(values):
         diffs, refused = paired("gc", "ic")
