@@ -43,17 +43,18 @@ def _flatten(module: object, prefix: str, out: dict[str, Tensor]) -> None:
     if prefix.count(".") > _MAX_DEPTH:
         raise ValueError(f"{prefix} nests modules deeper than any EDM network")
     state = _state(module, prefix.rstrip("."))
-    for group in ("_parameters", "_buffers", "_modules"):
-        if not isinstance(state.get(group) or {}, dict):
-            raise ValueError(f"{prefix}{group} is a {type(state[group]).__name__}, not a dict")
-    for group in ("_parameters", "_buffers"):
-        for key, value in (state.get(group) or {}).items():
-            if value is None:  # e.g. EDM's Conv2d registers resample_filter=None when unused
-                continue
-            if not isinstance(value, Tensor):
-                raise ValueError(f"{prefix}{key} is a {type(value).__name__}, not a tensor")
-            out[f"{prefix}{key}"] = value.detach()
-    for key, child in (state.get("_modules") or {}).items():
+    groups = {g: state.get(g) for g in ("_parameters", "_buffers", "_modules")}
+    for group, members in groups.items():
+        members = groups[group] = {} if members is None else members
+        if not isinstance(members, dict) or not all(isinstance(k, str) for k in members):
+            raise ValueError(f"{prefix}{group} is not a dict of names")
+    for key, value in [*groups["_parameters"].items(), *groups["_buffers"].items()]:
+        if value is None:  # e.g. EDM's Conv2d registers resample_filter=None when unused
+            continue
+        if not isinstance(value, Tensor):
+            raise ValueError(f"{prefix}{key} is a {type(value).__name__}, not a tensor")
+        out[f"{prefix}{key}"] = value.detach()
+    for key, child in groups["_modules"].items():
         if child is not None:
             _flatten(child, f"{prefix}{key}.", out)
 
@@ -138,7 +139,8 @@ def check_edm_network(ema: object, backbone: nn.Module, sigma_data: float = 0.5)
             f"an EDM pickle initialises a SongUNet (network=unet), not a {type(backbone).__name__}"
         )
     state = _state(ema, "ema")
-    model = (state.get("_modules") or {}).get("model")
+    modules = state.get("_modules")
+    model = modules.get("model") if isinstance(modules, dict) else None
     kwargs = _state(model, "model").get("_init_kwargs") if model is not None else None
     if not isinstance(kwargs, dict):
         raise ValueError("the network records no constructor arguments (EDM's persistence does)")
