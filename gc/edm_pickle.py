@@ -80,6 +80,9 @@ class _DType:
     def __init__(self, name: str):
         self.name = name
 
+    def __repr__(self) -> str:
+        return f"dtype({self.name!r})"
+
     def __setstate__(self, state: object) -> None:
         if type(state) is not tuple or state != _DTYPES[self.name][1]:
             raise UnpicklingError(

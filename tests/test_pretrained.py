@@ -291,7 +291,8 @@ def _hostile_pickles() -> dict[str, tuple[bytes, str]]:
         ),
         "forged-f8.pkl": (
             forged_scalar("f8", forged_f8),
-            "refusing numpy dtype 'f8' with the state (3, '<', None, ('a',)",
+            "refusing numpy dtype 'f8' with the state (3, '<', None, ('a',), {'a': (dtype('f8'), "
+            "1073741824)}, 8, 1, 0): only the standard state (3, '<', None, None, None, -1, -1, 0)",
         ),
         "huge-tensor.pkl": (
             pickle.dumps(Call(rebuild, (storage, 0, (1 << 30,), (1,), False, hooks)), 2),
