@@ -3,6 +3,7 @@ and FID-evaluation samples/s.
 
     python benchmarks/gpu_throughput.py                       # fp32, as the paper trained
     python benchmarks/gpu_throughput.py --set tf32=true       # or bf16=true, compile=true
+    python benchmarks/gpu_throughput.py --recipe cifar10_ect_short   # steps in one ECT hour
 
 Training runs the real loop (`gcbench.train.train`) on synthetic uint8 data of CIFAR-10's
 shape, written as a prepared dataset (memory-mapped train.npy), so batches take the production
@@ -120,8 +121,13 @@ def evaluation_rates(recipe: str, device: torch.device, n: int, kind: str, worke
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument(
+        "--recipe",
+        help="recipe name without -ic/-gc (default: the dataset's iCT recipe); e.g. "
+        "cifar10_ect_short prints how many steps one hour of ECT short is on this GPU",
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
-    parser.add_argument("--batch-size", type=int, default=512, help="the recipe's is 512")
+    parser.add_argument("--batch-size", type=int, help="default: the recipe's")
     parser.add_argument("--steps", type=int, default=60, help="steps per timed run")
     parser.add_argument("--log-every", type=int, default=10, help="steps per timed window")
     parser.add_argument("--rounds", type=int, default=2)
@@ -133,29 +139,36 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
 
+    recipe = args.recipe or args.dataset
+    ic, gc = f"{recipe}-ic", f"{recipe}-gc"
     root = Path(tempfile.mkdtemp(prefix="gcbench-throughput-"))
-    synthetic_dataset(root / "data", args.dataset, args.images)
+    synthetic_dataset(root / "data", resolve(gc).dataset, args.images)
     common = [*args.overrides, f"device={args.device}", f"data_dir={root / 'data'}"]
-    common += ["snapshot_every=1000000", "checkpoint_every=1000000"]
-    ic, gc = f"{args.dataset}-ic", f"{args.dataset}-gc"
-    batch = fitting_batch(gc, common, root, args.batch_size)
+    common += ["snapshot_every=1000000", "checkpoint_every=1000000", "max_train_seconds=0"]
+    if resolve(gc).objective == "ect":  # the speed of random weights is the pretrained one's
+        common.append("init=random")
+    batch = fitting_batch(gc, common, root, args.batch_size or resolve(gc).batch_size)
     common += [f"batch_size={batch}", f"total_steps={args.steps}", f"log_every={args.log_every}"]
 
     c = resolve(gc, common)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(
-        f"{args.dataset} recipe on {name}: batch {batch}, tf32={c.tf32}, bf16={c.bf16}, "
+        f"{recipe} recipe on {name}: batch {batch}, tf32={c.tf32}, bf16={c.bf16}, "
         f"compile={c.compile}, channels_last={c.channels_last}, {args.rounds} rounds x "
         f"{args.steps} steps, median of {args.steps // args.log_every - 1} windows each"
     )
-    rates: dict[str, list[float]] = {"IC": [], "GC mu=0.5": []}
+    gc_label = f"GC mu={c.mu:g}"
+    rates: dict[str, list[float]] = {"IC": [], gc_label: []}
     for r in range(args.rounds):
         rates["IC"].append(training_rate(ic, common, root, f"ic-{r}"))
-        rates["GC mu=0.5"].append(training_rate(gc, common, root, f"gc-{r}"))
+        rates[gc_label].append(training_rate(gc, common, root, f"gc-{r}"))
     for label, values in rates.items():
         shown = ", ".join(f"{v:,.1f}" for v in values)
         print(f"  training {label:10s} {statistics.median(values):10,.1f} images/s  ({shown})")
-    ratio = statistics.median(rates["IC"]) / statistics.median(rates["GC mu=0.5"])
+        # A wall-clock budget as a step count on this GPU (ECT short's hour: README).
+        hour = statistics.median(values) / batch * 3600
+        print(f"  one hour of {label:10s} {hour:10,.0f} steps at batch {batch}")
+    ratio = statistics.median(rates["IC"]) / statistics.median(rates[gc_label])
     print(f"  GC/IC step-time ratio    {ratio:10.3f}")
 
     inception_kind = args.inception or "auto"

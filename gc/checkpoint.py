@@ -25,6 +25,7 @@ from pathlib import Path
 
 STATE = "state.pt"
 SNAPSHOTS = "snapshots"
+PROVENANCE = "provenance.jsonl"
 _SNAPSHOT_RE = re.compile(r"step-(\d+)\.pt$")
 
 
@@ -177,6 +178,17 @@ def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_hardware(run_dir: Path) -> dict:
+    """What a run trained on, from its provenance (one entry per start and resume): the GPU
+    model ("cpu" without one; models joined by " + " where a resume landed on another; None if
+    nothing is recorded) and the GPU count of its latest start (0 on CPU)."""
+    events = [e for e in read_jsonl(Path(run_dir) / PROVENANCE) if e.get("device")]
+    models = sorted({str(e["device"]) for e in events})
+    last = events[-1] if events else {}
+    count = 0 if last.get("device", "cpu") == "cpu" else int(last.get("world_size", 1))
+    return {"gpu": " + ".join(models) or None, "gpu_count": count if events else None}
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

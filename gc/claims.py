@@ -94,6 +94,9 @@ def with_roles(frame: pd.DataFrame) -> pd.DataFrame:
     if "ect_q" in runs:  # ECT runs of another q never pair
         ect = runs.get("objective", pd.Series("ict", index=runs.index)) == "ect"
         group = group.where(~ect, group + "q=" + runs["ect_q"].map("{:g}".format) + ", ")
+    if "max_train_seconds" in runs:  # a wall-clock cap is a budget of its own (ECT short)
+        cap = runs["max_train_seconds"].fillna(0)
+        group = group.where(cap <= 0, group + cap.map("{:g} s cap, ".format))
     group += runs["total_steps"].astype(int).astype(str) + " steps"
     group += ", batch " + runs["batch_size"].astype(int).astype(str)
     return known.assign(
@@ -141,6 +144,27 @@ def _log_auc_gap(gc: pd.DataFrame, ic: pd.DataFrame) -> float:
     different steps (ECT short's wall-clock cap) are compared at matched iterations."""
     common = set(gc["step"]) & set(ic["step"])
     return log_auc(gc[gc["step"].isin(common)]) - log_auc(ic[ic["step"].isin(common)])
+
+
+def unpaired_gpus(a: pd.DataFrame, b: pd.DataFrame, wallclock: bool = False) -> dict[int, str]:
+    """The seeds whose runs in `a` and `b` trained on different GPUs (model or count), each
+    with the refusal naming both. A second on one GPU is not a second on another, so wall-clock
+    comparisons (`wallclock`) and wall-clock budgets (max_train_seconds: ECT short's hour)
+    never pair across them. Runs that recorded no GPU are not refused."""
+    capped = [r for r in (a, b) if "max_train_seconds" in r]
+    if not wallclock and not any((r["max_train_seconds"].fillna(0) > 0).any() for r in capped):
+        return {}
+
+    def gpus(rows: pd.DataFrame) -> dict[int, tuple[str, str]]:
+        rows = rows.dropna(subset=["gpu"]) if "gpu" in rows else rows.iloc[:0]
+        return {int(r.seed): (r.variant, f"{r.gpu_count:g} × {r.gpu}") for r in rows.itertuples()}
+
+    ga, gb = gpus(a), gpus(b)
+    return {
+        s: f"seed {s} not paired: {ga[s][0]} on {ga[s][1]}, {gb[s][0]} on {gb[s][1]}"
+        for s in sorted(ga.keys() & gb.keys())
+        if ga[s][1] != gb[s][1]
+    }
 
 
 def nearest_in_time(curve: pd.DataFrame, seconds: float) -> pd.Series:
@@ -265,19 +289,28 @@ def ect_claims(frame: pd.DataFrame, dataset: str, group: str, setting: str) -> I
     values = final_values(frame, dataset)
     metric = primary(dataset)[0]
     source = published.paper_source(dataset, "gc", setting) or "Table 2"
+
+    def paired(a: str, b: str) -> tuple[pd.Series, str]:
+        # A wall-clock budget (ECT short's hour) pairs two arms only on the same GPUs.
+        refused = unpaired_gpus(frame[frame.role == a], frame[frame.role == b])
+        diffs = (values[a] - values[b]).drop(list(refused), errors="ignore")
+        return diffs, "; ".join(refused.values())
+
     if {"gc", "ic"} <= set(values):
+        diffs, refused = paired("gc", "ic")
         yield _row(
             "ECT-GC ends below ECT-IC",
             source,
             group,
             f"final {metric}: ECT-GC (mu = {ECT_MU:g}) − ECT-IC",
-            values["gc"] - values["ic"],
+            diffs,
             -1,
             _paper_diff(dataset, "gc", "ic", setting),
+            note=refused,
         )
     others = sorted(r for r in values if r in ("gc_online", "gc_ema"))
     for other in others if "gc" in values else []:
-        diffs, endpoint = values["gc"] - values[other], other.removeprefix("gc_")
+        (diffs, refused), endpoint = paired("gc", other), other.removeprefix("gc_")
         yield _row(
             f"ECT-GC's endpoint network: {ECT_ENDPOINT} vs {endpoint}",
             "not in the paper (it does not say which network predicts ECT-GC's endpoint)",
@@ -287,7 +320,7 @@ def ect_claims(frame: pd.DataFrame, dataset: str, group: str, setting: str) -> I
             diffs,
             -1,
             verdict=NOT_A_CLAIM,
-            note=_sign_note(diffs, ECT_ENDPOINT, endpoint),
+            note="; ".join(filter(None, [_sign_note(diffs, ECT_ENDPOINT, endpoint), refused])),
         )
 
 
@@ -342,6 +375,7 @@ def curve_claims(
         at_ic_time["gc"] - at_ic_time["ic"],
         -1,
         None if paper is None else round(paper - published.FID[dataset]["ic"], 2),
+        note="; ".join(at_ic_time["refused"].dropna()),
     )
 
 
@@ -354,11 +388,15 @@ def same_wallclock(curves: pd.DataFrame) -> pd.DataFrame:
         ic, gc = g[g.role == "ic"], g[g.role == "gc"]
         if ic.empty or gc.empty:
             continue
+        if refused := unpaired_gpus(ic, gc, wallclock=True):
+            rows[seed] = {"refused": refused[int(seed)]}
+            continue
         last = ic.sort_values("step").iloc[-1]
         if pd.notna(last["train_seconds"]) and gc["train_seconds"].notna().any():
             at = nearest_in_time(gc, last["train_seconds"])
             rows[seed] = {"ic": last["value"], "gc": at["value"], "gc_step": at["step"]}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["ic", "gc", "gc_step"])
+    columns = ["ic", "gc", "gc_step", "refused"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
 
 
 def _transport_gaps(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:

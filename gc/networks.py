@@ -132,6 +132,12 @@ class SongUNet(nn.Module):
         blocks = _per_level(num_blocks, levels, "num_blocks")
         drops = _per_level(dropout, levels, "dropout")
         emb = model_channels * channel_mult_emb
+        # What this network is, in the terms of EDM's SongUNet arguments: a pretrained EDM
+        # network must match it field by field (pretrained.check_edm_network).
+        self.arch = dict(img_resolution=resolution, in_channels=in_channels)
+        self.arch |= dict(out_channels=out_channels, model_channels=model_channels)
+        self.arch |= dict(channel_mult=list(channel_mult), channel_mult_emb=channel_mult_emb)
+        self.arch |= dict(num_blocks=blocks, attn_resolutions=sorted(attn_resolutions))
         self.map_noise = PositionalEmbedding(model_channels)
         self.map_layer0 = _init(nn.Linear(model_channels, emb))
         self.map_layer1 = _init(nn.Linear(emb, emb))

@@ -8,186 +8,53 @@ A run's `init` names one of:
   path/to/step-NNNNNNN.pt    a gcbench snapshot: its EMA weights
   path/to/run-directory      a finished gcbench run: its latest snapshot's EMA weights
 
-EDM pickles store every network object as a call to
-`torch_utils.persistence._reconstruct_persistent_obj(meta)`, where `meta` carries the module's
-source code, which unpickling normally `exec`s. Here a restricted unpickler maps that call to a
-passive stand-in that keeps only `meta["state"]` (the object's __dict__), admits the few globals
-that tensors, containers and numpy scalars need, and refuses every other global by name. The
-weights are then read off the stand-ins' `_parameters` / `_buffers` / `_modules`.
+EDM pickles are read as data by edm_pickle (no code from the file runs, allocation bounded by
+the file's size), and only EDM's `EDMPrecond` around the DDPM++ `SongUNet` that the run's
+network implements is accepted: the constructor arguments EDM's persistence records are
+compared field by field before any weight is loaded.
 """
 
 from __future__ import annotations
 
-import _compat_pickle
-import copyreg
-import io
-import pickle
 import re
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import assets, checkpoint
-
-# ---- stand-ins: objects that hold data and run nothing -------------------------------------
-
-
-class _Persistent:
-    """An EDM persistent object (EDMPrecond, SongUNet, UNetBlock, EDMLoss, ...): its class name
-    and its __dict__, as pickled. The class's source in the pickle is never run."""
-
-    def __init__(self, class_name: str, state: dict):
-        self.class_name = class_name
-        self.state = state
-
-
-class _Frozen(type):
-    """Metaclass of the stand-ins a pickle can name: a pickle's BUILD opcode may set attributes
-    on any object it holds, and must not be able to change these classes for the process."""
-
-    def __setattr__(cls, name: str, value: object) -> None:
-        raise pickle.UnpicklingError(f"refusing to set {name} on {cls.__name__}")
-
-
-class _ByReference(metaclass=_Frozen):
-    """Base of the stand-ins for classes the pickle names by reference (torch's ModuleDict).
-    Unpickling makes one with __new__ and fills its __dict__: no method of the real class runs."""
-
-
-class _EasyDict(dict, metaclass=_Frozen):
-    """Stand-in for dnnlib.util.EasyDict: a dict, without the attribute access."""
-
-
-_STAND_INS: dict[tuple[str, str], type] = {
-    ("torch.nn.modules.container", "ModuleDict"): type("ModuleDict", (_ByReference,), {}),
-    ("dnnlib.util", "EasyDict"): _EasyDict,
-}
-_STAND_IN_TYPES = tuple(_STAND_INS.values())
-
-
-def _sealed(fn):
-    """`fn` as an object without attributes to set: BUILD could otherwise change a function's
-    __defaults__ (torch's own rebuild functions included) for the rest of the process."""
-    return type(fn.__name__, (), {"__slots__": (), "__call__": staticmethod(fn)})()
-
-
-def _reconstruct_persistent_obj(meta: dict) -> _Persistent:
-    # EDM's version would exec(meta["module_src"]); only the state is kept.
-    if not isinstance(meta, dict) or meta.get("type") != "class":
-        raise pickle.UnpicklingError("not an EDM persistent class object (meta['type'] != 'class')")
-    state = meta.get("state") or {}
-    if not isinstance(state, dict):
-        raise pickle.UnpicklingError(f"EDM persistent object with a {type(state).__name__} state")
-    return _Persistent(str(meta.get("class_name")), state)
-
-
-def _check_stand_in(cls: object, caller: str) -> None:
-    if not (isinstance(cls, type) and issubclass(cls, _STAND_IN_TYPES)):
-        raise pickle.UnpicklingError(f"refusing {caller} of {cls!r}: only stand-in classes")
-
-
-def _reconstructor(cls: type, base: type, state: object) -> object:
-    # Protocols 0 and 1 build objects this way; allowed for stand-ins only.
-    _check_stand_in(cls, "copyreg._reconstructor")
-    if base not in (object, dict):
-        raise pickle.UnpicklingError(f"refusing copyreg._reconstructor with base {base!r}")
-    return copyreg._reconstructor(cls, base, state)
-
-
-def _newobj(cls: type, *args: object) -> object:
-    _check_stand_in(cls, "copyreg.__newobj__")
-    return cls.__new__(cls)
-
-
-def _load_from_bytes(data: bytes) -> object:
-    # torch pickles each storage as torch.save bytes (legacy format); torch's own
-    # _load_from_bytes reads them with weights_only=False, this one with the safe unpickler.
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-
-
-_NUMPY_SCALAR = np.float64(0).__reduce__()[0]  # numpy's `scalar`, whichever module it lives in
-
-
-def _numpy_scalar(dtype: np.dtype, data: bytes | None = None) -> np.generic:
-    # EDM's UNetBlock keeps skip_scale = np.sqrt(0.5): a float64 scalar. Object scalars
-    # would hand back an arbitrary pickled object, so they are refused.
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise pickle.UnpicklingError(f"refusing numpy scalar of dtype {dtype!r}")
-    return _NUMPY_SCALAR(dtype, data)
-
-
-def _latin1_bytes(text: str, encoding: str) -> bytes:
-    # Protocols <= 2 spell bytes as _codecs.encode(text, "latin1"); no other codec is needed.
-    if not isinstance(text, str) or encoding != "latin1":
-        raise pickle.UnpicklingError(f"refusing _codecs.encode(..., {encoding!r})")
-    return text.encode("latin1")
-
-
-# Every global an EDM network pickle needs, and nothing else. Tensor and parameter rebuilding
-# are the functions `pickle.dumps(tensor)` names (torch 1.12 as used by EDM, and 2.x).
-_FUNCTIONS = {
-    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
-    ("torch.storage", "_load_from_bytes"): _load_from_bytes,
-    ("copyreg", "_reconstructor"): _reconstructor,
-    ("copyreg", "__newobj__"): _newobj,
-    ("numpy.core.multiarray", "scalar"): _numpy_scalar,  # numpy 1.x pickles (EDM's)
-    ("numpy._core.multiarray", "scalar"): _numpy_scalar,  # numpy 2.x pickles
-    ("_codecs", "encode"): _latin1_bytes,
-}
-_TYPES = {  # builtin types: their attributes cannot be set
-    ("collections", "OrderedDict"): OrderedDict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("builtins", "object"): object,  # copyreg._reconstructor's base argument
-    ("builtins", "dict"): dict,  # likewise, for the EasyDict stand-in
-    ("numpy", "dtype"): np.dtype,
-}
-_ALLOWED = {k: _sealed(f) for k, f in _FUNCTIONS.items()} | _TYPES | _STAND_INS
-
-
-class _EDMUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> object:
-        # Python 2 names (__builtin__, copy_reg) as pickle's own find_class maps them.
-        if (module, name) in _compat_pickle.NAME_MAPPING:
-            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
-        raise pickle.UnpicklingError(
-            f"refusing global {module}.{name}: an EDM network pickle needs only tensors, EDM's "
-            f"persistent objects and plain containers, and no code from the file is run"
-        )
-
-    def persistent_load(self, pid: object) -> object:
-        raise pickle.UnpicklingError(f"refusing persistent id {pid!r}")
-
+from . import assets, checkpoint, edm_pickle
+from .networks import SongUNet
 
 # ---- EDM pickles -> flat state dicts ---------------------------------------------------------
 
+_MAX_DEPTH = 16  # EDMPrecond > SongUNet > enc/dec > UNetBlock > Conv2d: 5 levels
+
 
 def _state(obj: object, name: str) -> dict:
-    if isinstance(obj, _Persistent):
+    if isinstance(obj, edm_pickle.Persistent):
         return obj.state
-    if isinstance(obj, _ByReference):
+    if isinstance(obj, edm_pickle.ByReference):
         return vars(obj)
     raise ValueError(f"{name or 'the network'} is a {type(obj).__name__}, not a network module")
 
 
 def _flatten(module: object, prefix: str, out: dict[str, Tensor]) -> None:
+    if prefix.count(".") > _MAX_DEPTH:
+        raise ValueError(f"{prefix} nests modules deeper than any EDM network")
     state = _state(module, prefix.rstrip("."))
-    for group in ("_parameters", "_buffers"):
-        for key, value in (state.get(group) or {}).items():
-            if value is None:  # e.g. EDM's Conv2d registers resample_filter=None when unused
-                continue
-            if not isinstance(value, Tensor):
-                raise ValueError(f"{prefix}{key} is a {type(value).__name__}, not a tensor")
-            out[prefix + key] = value.detach()
-    for key, child in (state.get("_modules") or {}).items():
+    groups = {g: state.get(g) for g in ("_parameters", "_buffers", "_modules")}
+    for group, members in groups.items():
+        members = groups[group] = {} if members is None else members
+        if not isinstance(members, dict) or not all(isinstance(k, str) for k in members):
+            raise ValueError(f"{prefix}{group} is not a dict of names")
+    for key, value in [*groups["_parameters"].items(), *groups["_buffers"].items()]:
+        if value is None:  # e.g. EDM's Conv2d registers resample_filter=None when unused
+            continue
+        if not isinstance(value, Tensor):
+            raise ValueError(f"{prefix}{key} is a {type(value).__name__}, not a tensor")
+        out[f"{prefix}{key}"] = value.detach()
+    for key, child in groups["_modules"].items():
         if child is not None:
             _flatten(child, f"{prefix}{key}.", out)
 
@@ -196,15 +63,14 @@ _DESCRIBED = ("img_resolution", "img_channels", "model_type", "model_channels", 
 _DESCRIBED += ("num_blocks", "attn_resolutions", "augment_dim", "dropout")
 
 
-def _read_edm(path: Path) -> tuple[dict[str, Tensor], str]:
-    """The flat EMA state of an EDM pickle, and a description of its network."""
-    with open(path, "rb") as f:
-        try:
-            data = _EDMUnpickler(f).load()
-        except pickle.UnpicklingError as err:
-            raise pickle.UnpicklingError(f"{path}: {err}") from None
+def _read_edm(path: Path) -> tuple[object, dict[str, Tensor], str]:
+    """The EMA network of an EDM pickle (a stand-in), its flat state, and a description."""
+    try:
+        data = edm_pickle.load(path.read_bytes())
+    except edm_pickle.UnpicklingError as err:
+        raise edm_pickle.UnpicklingError(f"{path}: {err}") from None
     if not isinstance(data, dict) or "ema" not in data:
-        keys = list(data) if isinstance(data, dict) else type(data).__name__
+        keys = list(data)[:8] if isinstance(data, dict) else type(data).__name__
         raise ValueError(
             f"{path} is not an EDM network pickle (a dict with ema, loss_fn, augment_pipe, "
             f"dataset_kwargs); it holds {keys}"
@@ -212,16 +78,99 @@ def _read_edm(path: Path) -> tuple[dict[str, Tensor], str]:
     flat: dict[str, Tensor] = {}
     _flatten(data["ema"], "", flat)
     # EDM's persistence decorator keeps the constructor's kwargs: they say what the net is.
-    kwargs = _state(data["ema"], "ema").get("_init_kwargs") or {}
-    shown = ", ".join(f"{k}={kwargs[k]}" for k in _DESCRIBED if k in kwargs)
+    kwargs = _state(data["ema"], "ema").get("_init_kwargs")
+    kwargs = kwargs if isinstance(kwargs, dict) else {}
+    shown = ", ".join(f"{k}={_plain(kwargs[k])}" for k in _DESCRIBED if k in kwargs)
     name = getattr(data["ema"], "class_name", "network")
-    return flat, f"EDM pickle {path} ({name}({shown}); EDM's defaults for what is not listed)"
+    return data["ema"], flat, f"EDM pickle {path} ({name}({shown}); EDM's defaults elsewhere)"
 
 
 def read_edm_pickle(path: str | Path) -> dict[str, Tensor]:
     """The EMA network of an EDM pickle as a flat name -> tensor dict, EDM's names
     (`model.enc.32x32_conv.weight`), read without running code from the file."""
-    return _read_edm(Path(path))[0]
+    return _read_edm(Path(path))[1]
+
+
+# ---- the architecture: EDM's EDMPrecond around the run's DDPM++ SongUNet ---------------------
+
+# EDM's SongUNet defaults (training/networks.py), for what its recorded kwargs leave out.
+_SONGUNET_DEFAULTS = dict(
+    label_dim=0,
+    model_channels=128,
+    channel_mult=[1, 2, 2, 2],
+    channel_mult_emb=4,
+    num_blocks=4,
+    attn_resolutions=[16],
+    embedding_type="positional",
+    channel_mult_noise=1,
+    encoder_type="standard",
+    decoder_type="standard",
+    resample_filter=[1, 1],
+)
+# What gcbench's SongUNet implements whatever the recipe: EDM's DDPM++ configuration
+# (EDM's train.py --arch=ddpmpp), unconditional.
+_DDPMPP = dict(
+    label_dim=0,
+    embedding_type="positional",
+    channel_mult_noise=1,
+    encoder_type="standard",
+    decoder_type="standard",
+    resample_filter=[1, 1],
+)
+
+
+def _plain(value: object, depth: int = 0) -> object:
+    """A value from the file as plain Python, for comparing and printing (never a tensor)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)) and depth < 2 and len(value) <= 64:
+        return [_plain(v, depth + 1) for v in value]
+    return f"<{type(value).__name__}>"
+
+
+def check_edm_network(ema: object, backbone: nn.Module, sigma_data: float = 0.5) -> None:
+    """Refuse, naming each field, an EDM network that is not EDM's EDMPrecond (with the run's
+    sigma_data) around a DDPM++ SongUNet of the run's shape: a VP- or VE-preconditioned net, a
+    conditional one or an NCSN++ one would load its tensors and compute something else."""
+    if not isinstance(backbone, SongUNet):
+        raise ValueError(
+            f"an EDM pickle initialises a SongUNet (network=unet), not a {type(backbone).__name__}"
+        )
+    state = _state(ema, "ema")
+    modules = state.get("_modules")
+    model = modules.get("model") if isinstance(modules, dict) else None
+    kwargs = _state(model, "model").get("_init_kwargs") if model is not None else None
+    if not isinstance(kwargs, dict):
+        raise ValueError("the network records no constructor arguments (EDM's persistence does)")
+    found = {k: _plain(v) for k, v in (_SONGUNET_DEFAULTS | kwargs).items()}
+    levels = len(backbone.arch["channel_mult"])
+    if isinstance(found["num_blocks"], int):  # EDM: one count for every level
+        found["num_blocks"] = [found["num_blocks"]] * levels
+    attn = found["attn_resolutions"]
+    if isinstance(attn, list) and all(type(r) is int for r in attn):
+        found["attn_resolutions"] = sorted(attn)
+    found |= dict(
+        preconditioner=getattr(ema, "class_name", None),
+        model=getattr(model, "class_name", None),
+        sigma_data=_plain(state.get("sigma_data")),
+        precond_label_dim=_plain(state.get("label_dim")),
+    )
+    expected = backbone.arch | _DDPMPP
+    expected |= dict(preconditioner="EDMPrecond", model="SongUNet", sigma_data=sigma_data)
+    expected |= dict(precond_label_dim=0)
+    wrong = [
+        f"{field}={found.get(field)!r} in the file, {want!r} in the run's network"
+        for field, want in expected.items()
+        if found.get(field) != want
+    ]
+    if wrong:
+        raise ValueError(
+            "the EDM network is not the run's: " + "; ".join(wrong) + ". gcbench implements "
+            "EDM's EDMPrecond around EDM's DDPM++ SongUNet (unconditional), with the recipe's "
+            "resolution, channels, blocks and attention resolutions"
+        )
 
 
 _AUX = re.compile(r"^dec\.(\d+)x\1_aux_(norm|conv)\.")
@@ -363,9 +312,15 @@ def _compare(state: dict[str, Tensor], backbone: nn.Module, what: str) -> None:
     )
 
 
-def load_init(init: str, backbone: nn.Module, cache: Path = assets.DEFAULT_CACHE) -> str:
-    """Load the weights `init` names into `backbone` (strictly: every tensor, same shapes) and
-    return the sha256 of the file read, for the run's provenance."""
+def load_init(
+    init: str,
+    backbone: nn.Module,
+    cache: Path = assets.DEFAULT_CACHE,
+    sigma_data: float = 0.5,
+) -> str:
+    """Load the weights `init` names into `backbone` (strictly: every tensor, same shapes; an
+    EDM pickle also by its architecture, with `sigma_data` the run's) and return the sha256 of
+    the file read, for the run's provenance."""
     if not init:
         raise ValueError("init is empty: there is nothing to load (random initialisation)")
     kind = _kind(init)
@@ -379,7 +334,11 @@ def load_init(init: str, backbone: nn.Module, cache: Path = assets.DEFAULT_CACHE
     elif not path.is_file():
         raise _missing_file(init, kind)
     if kind in ("asset", "edm"):
-        flat, what = _read_edm(path)
+        ema, flat, what = _read_edm(path)
+        try:
+            check_edm_network(ema, backbone, sigma_data)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
         state = edm_to_gcbench(flat)
     else:
         state, what = _read_snapshot(path)

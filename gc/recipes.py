@@ -291,8 +291,13 @@ _ECT_BASE = dict(
     ect_c=0.0,
     snapshot_every=10_000,
 )
-# ECT's 1-hour script (run_ecm_1hour.sh) sets 200k iterations and is read at about one A100-hour:
-# the cap is the budget, each arm's own hour (GC's extra cost per step is charged to it).
+# ECT's 1-hour script (run_ecm_1hour.sh) sets 200k iterations and is read at about one A100-hour.
+# `_ect_short`: the budget is max_train_seconds of training on the GPUs the run records (done.json:
+# gpu, gpu_count), each arm its own hour (GC's extra cost per step is charged to it); arms on
+# other GPUs are never paired. `_ect_short_steps`, for mixed clusters: the same schedule (it
+# never depends on the run's length) for total_steps, by default ECT's scripted 200k; set it to
+# one hour's steps on the reference GPU, measured once with
+# `benchmarks/gpu_throughput.py --recipe cifar10_ect_short` (README, "The ECT setting").
 _ECT_SHORT = dict(ect_q=256.0, ect_stage_steps=0, ema_beta=0.9993, max_train_seconds=3600.0)
 _ECT_SHORT |= dict(total_steps=200_000, snapshot_every=2_000)
 _ECT_NETS = {
@@ -305,6 +310,7 @@ _ECT = {}
 for _name, _net in _ECT_NETS.items():
     _ECT[f"{_name}_ect_long"] = _ECT_BASE | _net
     _ECT[f"{_name}_ect_short"] = _ECT_BASE | _net | _ECT_SHORT
+    _ECT[f"{_name}_ect_short_steps"] = _ECT[f"{_name}_ect_short"] | dict(max_train_seconds=0.0)
 
 # The embedded analogue on digits: an EDM denoiser pretrained by `digits8_edm-ic` (EDM's loss
 # and noise levels, Adam with an lr ramp), then ECT-tuned from it (the study sets init= to the

@@ -50,8 +50,9 @@ def _run_meta(run_dir: Path) -> dict:
             "objective": c.get("objective", "ict"),
             "ect_stage_steps": c.get("ect_stage_steps", 0),
             "ect_q": c.get("ect_q", 2.0),
+            "max_train_seconds": c.get("max_train_seconds", 0.0),
         }
-    return meta
+    return meta | checkpoint.run_hardware(run_dir)
 
 
 def run_rows(run_dir: Path) -> list[dict]:
@@ -243,13 +244,14 @@ def summary_table(
         label = f"{metric} ({mode + ', ' if mode else ''}{steps}-step, n={n:g}, {weights})"
         if sel.empty:
             label = "— (no finished run)"
-        paired = pd.Series(dtype=float)
+        paired, unpaired = pd.Series(dtype=float), {}
         if role and role not in ("ic", "denoiser"):  # the denoiser has no IC arm
             budget = group["group"].dropna().iloc[0]
             base = _final_rows(pool, metric, mode, steps, weights)
             base = base[(base.role == "ic") & (base.group == budget) & (base.n == n)]
+            unpaired = claims.unpaired_gpus(sel, base)  # a wall-clock budget: same GPUs only
             base = base.drop_duplicates("seed").set_index("seed")["value"]
-            paired = (per_seed - base).dropna()
+            paired = (per_seed - base).dropna().drop(list(unpaired), errors="ignore")
         d_mean, d_half = mean_ci(paired)
         missing = [s for s in expected if s not in per_seed.dropna().index]
         row = {"experiment": experiment, "variant": variant}
@@ -276,7 +278,7 @@ def summary_table(
             "gap": None
             if paper is None or math.isnan(mean) or n != published.FID_SAMPLES
             else round(mean - paper, 2),
-            PAIRED_COLUMN: _fmt(d_mean, d_half),
+            PAIRED_COLUMN: "; ".join([_fmt(d_mean, d_half), *unpaired.values()]),
             "pairs": len(paired),
             "missing seeds": ", ".join(map(str, missing)) or "",
         }
@@ -300,6 +302,8 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
         per_seed = claims.same_wallclock(curves) if not curves.empty else pd.DataFrame()
         if per_seed.empty:
             continue
+        refused = per_seed["refused"].dropna()  # seeds whose IC and GC ran on other GPUs
+        per_seed = per_seed.drop(refused.index)
         mean, half = mean_ci(per_seed["gc"])
         paired = per_seed["gc"] - per_seed["ic"]
         paper = published.SAME_WALLCLOCK_FID.get(dataset)
@@ -318,7 +322,7 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
                 "seeds": f"{len(per_seed)}/{len(per_seed)}",
                 "paper": paper,
                 "gap": round(mean - paper, 2) if comparable else None,
-                PAIRED_COLUMN: _fmt(*mean_ci(paired)),
+                PAIRED_COLUMN: "; ".join([_fmt(*mean_ci(paired)), *refused]),
                 "pairs": len(paired),
                 "missing seeds": "",
             }

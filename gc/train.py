@@ -230,12 +230,11 @@ def train(
 
     bar.close()
     if shard.is_main:
-        checkpoint.write_json(
-            dict(
-                step=run.step, train_seconds=run.train_seconds, final_loss=_last_loss(run.run_dir)
-            ),
-            run.run_dir / DONE,
-        )
+        # The GPU model and count belong to the budget: train_seconds on one GPU model is not
+        # the same budget on another (ECT short's hour, wall-clock comparisons).
+        summary = dict(step=run.step, train_seconds=run.train_seconds)
+        summary |= dict(final_loss=_last_loss(run.run_dir), **checkpoint.run_hardware(run.run_dir))
+        checkpoint.write_json(summary, run.run_dir / DONE)
         if not c.keep_state:  # done.json is written first: a crash here leaves a finished run
             checkpoint.remove_state(run.state_path)
     return "done"
@@ -303,7 +302,8 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
 
         cache = Path(os.environ.get("GCBENCH_CACHE", DEFAULT_CACHE))  # as `gcbench check`
         path = resolve_init(c.init, DEFAULT_OUTDIR)  # a `run:` init outside a study
-        init = dict(init=c.init, init_sha256=load_init(path, net.backbone, cache))
+        digest = load_init(path, net.backbone, cache, sigma_data=net.sigma_data)
+        init = dict(init=c.init, init_sha256=digest)
         ema.load_state_dict(net.state_dict())
     if shard.is_main:
         event = "resume" if run.step else "start"
@@ -311,7 +311,7 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
             provenance.collect(
                 event=event, step=run.step, seed=c.seed, world_size=shard.world, **init
             ),
-            run_dir / "provenance.jsonl",
+            run_dir / checkpoint.PROVENANCE,
         )
     run.model = _compiled(_data_parallel(net, shard, device), c)
     return run

@@ -258,6 +258,31 @@ def _ect_study():
     return frame
 
 
+def test_wall_clock_claims_pair_only_runs_on_the_same_gpus():
+    a100, h100 = "NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3"
+    frame = _ect_study()
+    frame["max_train_seconds"] = np.where(frame.experiment == "short", 3600.0, 0.0)
+    frame["gpu"], frame["gpu_count"] = a100, 1
+    moved = (frame.variant == "gc") & (frame.seed == 1)  # GC's seed 1 trained on an H100
+    frame.loc[moved, "gpu"] = h100
+    table = claims.claims(frame).set_index(["claim", "setting"])
+    refusal = f"seed 1 not paired: gc on 1 × {h100}, ic on 1 × {a100}"
+    short = table.loc[
+        ("ECT-GC ends below ECT-IC", "cifar10 ECT short, 3600 s cap, 300 steps, batch 128")
+    ]
+    assert short["pairs"] == 2 and short["note"] == refusal
+    long = table.loc[("ECT-GC ends below ECT-IC", "cifar10 ECT long, 300 steps, batch 128")]
+    assert long["pairs"] == 3 and not long["note"]  # a step budget: the GPU does not matter
+    # Table 3's same wall-clock (iCT): GC's seconds are not IC's seconds on another GPU.
+    at_ic_time = table.loc[("GC beats IC at IC's wall-clock", "cifar10 300 steps, batch 128")]
+    refusal = f"seed 1 not paired: ic on 1 × {a100}, gc on 1 × {h100}"
+    assert at_ic_time["pairs"] == 2 and at_ic_time["note"] == refusal
+    per_seed = claims.same_wallclock(
+        claims.curve_values(claims.with_roles(frame[frame.experiment == "ict"]), "cifar10")
+    )
+    assert per_seed.loc[1, "refused"] == refusal and per_seed["gc"].notna().sum() == 2
+
+
 def test_ect_claims_come_from_table2_per_setting_and_never_mix():
     table = claims.claims(_ect_study())
     ect = table[table.setting.str.contains("ECT")]

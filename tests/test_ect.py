@@ -241,6 +241,11 @@ def test_ect_recipes_carry_ects_settings():
     assert short.max_train_seconds == 3600 and short.dropout == (0.2,) * 3  # IC keeps it too
     assert long.init == "edm-cifar10" and resolve("ffhq64_ect_long-gc").init == "edm-ffhq64"
     assert math.isclose(resolve("digits8_ect_long-gc").mu, 0.3)
+    # The fixed-step form for mixed clusters: ECT short's schedule, no wall-clock cap, the
+    # step count given (one reference-GPU hour).
+    steps = resolve("cifar10_ect_short_steps-gc", ["total_steps=12345"])
+    assert steps.max_train_seconds == 0 and steps.total_steps == 12_345
+    assert (steps.ect_q, steps.ect_stage_steps, steps.ema_beta) == (256.0, 0, 0.9993)
 
 
 def test_ect_two_step_sampling_renoises_with_std_mid():

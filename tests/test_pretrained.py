@@ -4,8 +4,12 @@ strictly, bit for bit; gcbench snapshots and finished runs load their EMA weight
 import json
 import os
 import pickle
+import re
+import struct
+import subprocess
 import sys
 import types
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -13,12 +17,17 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from gcbench import assets, checkpoint, pretrained
+from gcbench import assets, checkpoint, edm_pickle, pretrained
 from gcbench.cli import main
 from gcbench.networks import ConsistencyFunction, SongUNet, count_parameters
 
 SMALL = dict(resolution=8, in_channels=3, out_channels=3, model_channels=16)
 SMALL |= dict(channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,))
+# The SongUNet kwargs EDM's persistence records for SMALL (EDM's train.py --arch=ddpmpp).
+EDM_KWARGS = dict(img_resolution=8, in_channels=3, out_channels=3, label_dim=0, augment_dim=9)
+EDM_KWARGS |= dict(model_channels=16, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4])
+EDM_KWARGS |= dict(dropout=0.13, embedding_type="positional", channel_mult_noise=1)
+EDM_KWARGS |= dict(encoder_type="standard", decoder_type="standard", resample_filter=[1, 1])
 
 
 # ---- a pickle in EDM's format, built the way EDM's persistence writes it -------------------
@@ -100,13 +109,25 @@ def _module_state(**extra) -> dict:
     )
 
 
-def _edm_pickle(flat: dict[str, torch.Tensor], source: str, protocol: int) -> bytes:
+def _edm_pickle(
+    flat: dict[str, torch.Tensor],
+    source: str,
+    protocol: int,
+    precond: str = "EDMPrecond",
+    **model_kwargs,
+) -> bytes:
     """EDM's network-snapshot pickle: {ema, loss_fn, augment_pipe, dataset_kwargs}, ema an
-    EDMPrecond whose `model` is the SongUNet; enc/dec are torch ModuleDicts (by reference),
-    every other module a persistent object."""
+    EDMPrecond (or `precond`) whose `model` is the SongUNet, with the kwargs EDM's persistence
+    records (EDM_KWARGS | model_kwargs); enc/dec are torch ModuleDicts (by reference), every
+    other module a persistent object under its bare class name, as EDM writes them."""
     modules = _fake_edm_modules()
     easy_dict = modules["dnnlib.util"].EasyDict
-    tree = _module_state(sigma_data=0.5, _init_kwargs=dict(img_resolution=8, model_channels=16))
+    kwargs = EDM_KWARGS | model_kwargs
+    root = dict(label_dim=kwargs["label_dim"], _init_kwargs=dict(img_resolution=8))
+    if precond == "EDMPrecond":  # VPPrecond has beta_d, beta_min, ... instead
+        root |= dict(sigma_data=0.5)
+    tree = _module_state(**root)
+    tree["_modules"]["model"] = _module_state(_init_kwargs=kwargs)
     for name, tensor in flat.items():
         *path, leaf = name.split(".")
         node = tree
@@ -118,20 +139,27 @@ def _edm_pickle(flat: dict[str, torch.Tensor], source: str, protocol: int) -> by
             node["_parameters"][leaf] = torch.nn.Parameter(tensor.clone(), requires_grad=False)
 
     def build(class_name: str, state: dict) -> object:
-        children = {k: build(k, v) for k, v in state["_modules"].items()}
+        children = {
+            k: build("SongUNet" if k == "model" else k, v) for k, v in state["_modules"].items()
+        }
         state = state | {"_modules": OrderedDict(children)}
         if class_name in ("enc", "dec"):  # torch.nn.ModuleDict, pickled by reference
             container = torch.nn.ModuleDict()
             container.__dict__.update(state)
             return container
-        return Persistent(f"training.networks.{class_name}", state, source)
+        return Persistent(class_name, state, source)
 
     data = dict(
-        ema=build("EDMPrecond", tree),
-        loss_fn=Persistent("training.loss.EDMLoss", dict(P_mean=-1.2, P_std=1.2), source),
-        augment_pipe=Persistent("training.augment.AugmentPipe", dict(p=0.12), source),
+        ema=build(precond, tree),
+        loss_fn=Persistent("EDMLoss", dict(P_mean=-1.2, P_std=1.2), source),
+        augment_pipe=Persistent("AugmentPipe", dict(p=0.12), source),
         dataset_kwargs=easy_dict(path="cifar10-32x32.zip", resolution=np.int64(32)),
     )
+    return _dumps(data, protocol, modules)
+
+
+def _dumps(data: object, protocol: int, modules: dict[str, types.ModuleType]) -> bytes:
+    """pickle.dumps with EDM's modules present only while pickling."""
     saved = {name: sys.modules.get(name) for name in modules}
     sys.modules.update(modules)
     try:
@@ -197,7 +225,7 @@ def test_a_pickle_cannot_alter_the_functions_it_may_call(tmp_path):
         b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x0c\x00\x00\x00__defaults__)s\x86b."
     )
     before = torch._utils._rebuild_tensor_v2.__defaults__
-    with pytest.raises(AttributeError):
+    with pytest.raises(pickle.UnpicklingError, match="refusing BUILD on a function"):
         pretrained.read_edm_pickle(path)
     assert torch._utils._rebuild_tensor_v2.__defaults__ == before
 
@@ -208,8 +236,213 @@ def test_numpy_object_scalars_are_refused(tmp_path):
     path.write_bytes(
         b"\x80\x02cnumpy._core.multiarray\nscalar\ncnumpy\ndtype\nX\x01\x00\x00\x00O\x85RN\x86R."
     )
-    with pytest.raises(pickle.UnpicklingError, match="refusing numpy scalar"):
+    with pytest.raises(pickle.UnpicklingError, match="refusing numpy dtype 'O'"):
         pretrained.read_edm_pickle(path)
+
+
+# ---- hostile pickles: each refused with its reason, never a crash or an unbounded allocation -
+
+
+class Call:
+    """Pickles as `func(*args)`, then BUILD with `state` when one is given."""
+
+    def __init__(self, func, args: tuple, state: object = None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+def _hostile_pickles() -> dict[str, tuple[bytes, str]]:
+    """Each hostile file, with the reason the loader must give."""
+    rebuild = torch._utils._rebuild_tensor_v2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TypedStorage is deprecated, and still how torch pickles
+        storage = torch.zeros(2).storage()
+
+    def forged_scalar(name: str, state: tuple) -> bytes:
+        # numpy's scalar(dtype, 8 bytes) with the dtype's state forged through BUILD, kept where
+        # the network's kwargs are (and where gcbench before this check printed them).
+        scalar = np.float64(0).__reduce__()[0]
+        value = Call(scalar, (Call(np.dtype, (name, False, True), state), b"x" * 8))
+        ema = Persistent("EDMPrecond", _module_state(_init_kwargs=dict(img_resolution=value)), "")
+        return _dumps(dict(ema=ema), 2, _fake_edm_modules())
+
+    # A structured dtype whose flags deny its object field: reading it dereferenced the eight
+    # bytes "xxxxxxxx" as a pointer (SIGSEGV before this loader).
+    object_field = (3, "|", None, ("a",), {"a": (np.dtype("O"), 0)}, 8, 1, 0)
+    # A field a gigabyte past the scalar's eight bytes (SIGSEGV before this loader).
+    far_field = (3, "|", None, ("a",), {"a": (np.dtype("f8"), 1 << 30)}, 8, 1, 0)
+    # A whitelisted name given a forged state.
+    forged_f8 = (3, "<", None, ("a",), {"a": (np.dtype("f8"), 1 << 30)}, 8, 1, 0)
+    # One 1 MB string, decoded to bytes 3 000 times through memo references (3 GB).
+    text = b"X" + struct.pack("<I", 1 << 20) + b"a" * (1 << 20)
+    amplify = b"\x80\x02c_codecs\nencode\nq\x000" + text + b"q\x010X\x06\x00\x00\x00latin1q\x020]"
+    amplify += b"h\x00h\x01h\x02\x86Ra" * 3000 + b"."
+    hooks = OrderedDict()
+    return {
+        "object-field.pkl": (
+            forged_scalar("V8", object_field),
+            "refusing numpy dtype 'V8': an EDM pickle holds only f8, f4, i8, i4",
+        ),
+        "far-field.pkl": (
+            forged_scalar("V8", far_field),
+            "refusing numpy dtype 'V8': an EDM pickle holds only f8, f4, i8, i4",
+        ),
+        "forged-f8.pkl": (
+            forged_scalar("f8", forged_f8),
+            "refusing numpy dtype 'f8' with the state (3, '<', None, ('a',), {'a': (dtype('f8'), "
+            "1073741824)}, 8, 1, 0): only the standard state (3, '<', None, None, None, -1, -1, 0)",
+        ),
+        "huge-tensor.pkl": (
+            pickle.dumps(Call(rebuild, (storage, 0, (1 << 30,), (1,), False, hooks)), 2),
+            "refusing a tensor of size (1073741824,), stride (1,) and offset 0 on a storage of 2 "
+            "elements: it does not fit",
+        ),
+        "tensor-setstate.pkl": (  # BUILD on a tensor: Tensor.__setstate__ would set_() any size
+            pickle.dumps(
+                Call(
+                    rebuild, (storage, 0, (2,), (1,), False, hooks), (storage, 0, (1 << 30,), (1,))
+                ),
+                2,
+            ),
+            "refusing BUILD on a Tensor",
+        ),
+        "memo-index.pkl": (  # 9 bytes: LONG_BINPUT 2**31 - 1
+            b"\x80\x02Nr\xff\xff\xff\x7f.",
+            "memo index 2147483647 in a stream of 4 opcodes: a pickle numbers its memo from 0",
+        ),
+        "amplify.pkl": (
+            amplify,
+            f"_codecs.encode takes the allocation past {2 * len(amplify) + (1 << 20)} bytes "
+            f"(twice the file's size plus 1 MiB)",
+        ),
+    }
+
+
+# Loads each file named on the command line in a forked child of one interpreter whose address
+# space is capped at 1 GiB above what importing gcbench took, and prints how each child ended.
+_RUNNER = """
+import os, resource, sys
+from gcbench import pretrained
+size = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize:"))
+limit = size * 1024 + (1 << 30)
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+for path in sys.argv[1:]:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            pretrained.read_edm_pickle(path)
+            message, code = "loaded", 0
+        except BaseException as err:
+            message, code = f"{type(err).__name__}: {err}", 1
+        os.write(write, message.replace("\\n", " ").encode()[:2000])
+        os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        message = f.read().decode(errors="replace")
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    print(os.path.basename(path), status, message, sep=" | ", flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, forks")
+def test_hostile_pickles_exit_cleanly_with_their_reason_within_a_memory_cap(tmp_path):
+    hostile = _hostile_pickles()
+    assert len(hostile["memo-index.pkl"][0]) == 9
+    for name, (data, _) in hostile.items():
+        (tmp_path / name).write_bytes(data)
+    paths = [str(tmp_path / name) for name in hostile]
+    out = subprocess.run(
+        [sys.executable, "-c", _RUNNER, *paths], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    outcomes = {line.split(" | ")[0]: line.split(" | ", 2)[1:] for line in out.stdout.splitlines()}
+    assert outcomes.keys() == hostile.keys(), out.stdout
+    for name, (_, reason) in hostile.items():
+        status, message = outcomes[name]
+        assert status == "1", f"{name} ended with {status} (a negative status is a signal)"
+        assert message.startswith(f"UnpicklingError: {tmp_path / name}: {reason}"), message
+
+
+def test_numpy_1_scalars_as_edm_wrote_them_load():
+    # scalar(dtype("f8", 0, 1) + BUILD of the standard state, sqrt(0.5)'s 8 bytes): numpy 1.x
+    # spells align and copy as ints, numpy 2.x as booleans.
+    data = b"\x80\x02cnumpy.core.multiarray\nscalar\ncnumpy\ndtype\nX\x02\x00\x00\x00f8K\x00K\x01"
+    data += b"\x87R(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    data += b"C\x08" + np.sqrt(0.5).tobytes() + b"\x86R."
+    value = edm_pickle.load(data)
+    assert type(value) is np.float64 and value == np.sqrt(0.5)
+
+
+def test_a_stream_of_more_opcodes_than_any_edm_pickle_is_refused():
+    # One byte per empty list: a million objects' worth of memory from a 1 MB file.
+    with pytest.raises(pickle.UnpicklingError, match="over 1000000 opcodes"):
+        edm_pickle.load(b"\x80\x02(" + b"]" * 1_000_000 + b"l.")
+
+
+# ---- the architecture: EDM's EDMPrecond around the recipe's DDPM++ SongUNet ----------------
+
+
+def test_a_vp_preconditioned_network_is_refused_by_name(tmp_path):
+    path = tmp_path / "vp.pkl"
+    path.write_bytes(_edm_pickle(_edm_names(_small_net(0).state_dict()), "", 4, "VPPrecond"))
+    assert pretrained.read_edm_pickle(path)  # the tensors read; the architecture is refused
+    with pytest.raises(ValueError) as err:
+        pretrained.load_init(str(path), _small_net(1))
+    assert "preconditioner='VPPrecond' in the file, 'EDMPrecond' in the run's network" in str(
+        err.value
+    )
+    assert "sigma_data=None in the file, 0.5 in the run's network" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("label_dim", 10),
+        ("embedding_type", "fourier"),
+        ("encoder_type", "residual"),
+        ("resample_filter", [1, 3, 3, 1]),
+        ("channel_mult", [1, 1]),
+        ("attn_resolutions", [8]),
+    ],
+)
+def test_another_songunet_configuration_is_refused_naming_the_field(tmp_path, field, value):
+    path = tmp_path / "other.pkl"
+    flat = _edm_names(_small_net(0).state_dict())
+    path.write_bytes(_edm_pickle(flat, "", 4, **{field: value}))
+    net = _small_net(1)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(ValueError, match=re.escape(f"{field}={value!r} in the file, ")):
+        pretrained.load_init(str(path), net)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # untouched
+
+
+def test_the_mapping_reproduces_edms_own_network_within_1e_5(tmp_path):
+    # tests/data/edm_songunet_reference.npz was written once, outside this repository, by
+    # running NVlabs/edm's training/networks.py (commit 008a4e5): an EDMPrecond around an
+    # 8x8 DDPM++ SongUNet (8 channels, channel_mult [1, 2], one block, attention at 4x4,
+    # augment_dim 9), its weights perturbed by 0.1 N(0, 1) so that no layer is near zero,
+    # evaluated in eval mode. The file holds that network's state dict (EDM's names), the
+    # kwargs EDM's persistence recorded, and D(x, sigma) on fixed inputs at five sigmas.
+    ref = np.load(Path(__file__).parent / "data" / "edm_songunet_reference.npz")
+    flat = {k.removeprefix("state/"): torch.from_numpy(ref[k]) for k in ref if k[:6] == "state/"}
+    kwargs = json.loads(str(ref["model_kwargs"]))
+    assert "model.enc.8x8_conv.weight" in flat and "model.map_augment.weight" in flat
+    path = tmp_path / "edm-small.pkl"
+    path.write_bytes(_edm_pickle(flat, "", 4, **kwargs))
+    res, ch, mult = kwargs["img_resolution"], kwargs["model_channels"], kwargs["channel_mult"]
+    backbone = SongUNet(res, 3, 3, ch, mult, kwargs["num_blocks"], kwargs["attn_resolutions"])
+    pretrained.load_init(str(path), backbone)
+    net = ConsistencyFunction(backbone, sigma_data=float(ref["sigma_data"])).eval()
+    x, sigma = torch.from_numpy(ref["x"]), torch.from_numpy(ref["sigma"])
+    with torch.no_grad():
+        denoised = net(x, sigma, sigma_min=0)  # EDM's preconditioning
+    expected = torch.from_numpy(ref["denoised"])
+    assert sigma.tolist() == pytest.approx([0.002, 0.05, 0.5, 2.0, 80.0])
+    assert (denoised - expected).abs().max() < 1e-5
+    assert (expected - x * 0.25 / (sigma[:, None, None, None] ** 2 + 0.25)).abs().max() > 0.1
 
 
 def test_strict_mapping_names_missing_misshapen_and_unexpected_tensors(tmp_path):

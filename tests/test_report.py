@@ -319,6 +319,40 @@ def test_table2_takes_the_papers_ect_numbers_and_pairs_within_each_setting(tmp_p
     assert "table2.md" in (tmp_path / "README.md").read_text()
 
 
+def _ran_on(run: Path, *devices: str, world_size: int = 1) -> Path:
+    """The run's provenance: one start (then resumes) on each of `devices`."""
+    for device in devices:
+        checkpoint.append_jsonl(
+            dict(device=device, world_size=world_size), run / "provenance.jsonl"
+        )
+    return run
+
+
+def test_wall_clock_budgets_pair_only_runs_on_the_same_gpus(tmp_path):
+    a100, h100 = "NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3"
+    runs = []
+    for seed in range(3):
+        for exp, cap in (("cifar10_ect_short", 3600.0), ("cifar10_ect_long", 0.0)):
+            cfg = ECT | {"ect_stage_steps": 0 if cap else 25_000, "max_train_seconds": cap}
+            ic = _run(tmp_path, exp, "ic", seed, [{"fid": 7.0, "n": 50_000}], **cfg)
+            gc = _run(tmp_path, exp, "gc", seed, [{"fid": 6.0, "n": 50_000}], mu=0.3, **cfg)
+            runs += [_ran_on(ic, a100), _ran_on(gc, h100 if seed == 1 else a100)]
+    frame = tidy(runs)
+    assert set(frame["gpu"]) == {a100, h100} and set(frame["gpu_count"]) == {1}
+    table = summary_table(frame, 1).set_index(["experiment", "variant"])
+    short, long = table.loc[("cifar10_ect_short", "gc")], table.loc[("cifar10_ect_long", "gc")]
+    # ECT short's hour on an H100 is another budget than on an A100: seed 1 is not paired.
+    assert short["pairs"] == 2
+    assert short[PAIRED_COLUMN] == f"-1 ± 0; seed 1 not paired: gc on 1 × {h100}, ic on 1 × {a100}"
+    assert long["pairs"] == 3 and long[PAIRED_COLUMN] == "-1 ± 0"  # a step budget pairs
+    # A run resumed on another model, or on more GPUs, is another budget too.
+    (tmp_path / "resumed").mkdir()
+    assert checkpoint.run_hardware(_ran_on(tmp_path / "resumed", a100, h100, world_size=8)) == {
+        "gpu": f"{a100} + {h100}",
+        "gpu_count": 8,
+    }
+
+
 def test_unconfirmed_ffhq64_rows_say_so(tmp_path):
     runs = []
     for seed in range(2):

@@ -72,7 +72,8 @@ def test_run_directory_contents(tmp_path, tiny_digits):
         assert key in prov
     # The installed distribution's version; torch.__version__ may add a local tag (+cu130).
     assert prov["versions"]["torch"] == torch.__version__.split("+")[0]
-    assert json.loads((tmp_path / "done.json").read_text())["step"] == 40
+    done = json.loads((tmp_path / "done.json").read_text())
+    assert done["step"] == 40 and (done["gpu"], done["gpu_count"]) == ("cpu", 0)  # the budget's
 
 
 def test_resume_refuses_a_changed_config(tmp_path, tiny_digits):

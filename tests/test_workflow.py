@@ -46,13 +46,15 @@ def test_dry_run_of_the_paper_study_under_the_slurm_profile(workdir):
     counts = _job_counts(out.stdout)
     # Table 1: 4 datasets x 4 variants; Table 3: 2 ablations (same wall-clock is the GC run
     # taken at IC's training seconds); mu sweep: 6 values; Table 2: ECT short and long on
-    # CIFAR-10, IC and GC (and GC's online endpoint in the short run); 3 seeds each.
-    assert counts["train"] == counts["evaluate"] == (16 + 2 + 6 + 5) * 3
+    # CIFAR-10, IC, GC and GC's online endpoint in each; 3 seeds each.
+    assert counts["train"] == counts["evaluate"] == (16 + 2 + 6 + 6) * 3
     # Absolute, so that a job started in another directory (--directory) finds it.
     slurm_config = f"--slurm-config {workdir / 'slurm/cluster.yaml'}"
     assert f"launch train --cluster slurm --threads 0 {slurm_config}" in out.stdout
     for recipe in ("cifar10_ect_short-ic", "cifar10_ect_short-gc", "cifar10_ect_long-gc"):
         assert f"--recipe {recipe} --set seed=2 --run-dir results/runs/" in out.stdout
+    for setting in ("cifar10_ect_short", "cifar10_ect_long"):
+        assert f"results/runs/{setting}/gc_online/s2" in out.stdout
 
 
 def test_dry_run_of_the_embedded_ect_study(workdir):
