@@ -109,7 +109,9 @@ class StudyLayout:
         return f"{self.outdir}/digits_classifier.pt"
 
     def check(self, experiment: str) -> str:
-        return f"{self.report}/checks/{experiment}.json"
+        # Shared like the runs it guards: another study's check of the same experiment must not
+        # make those runs (and their evaluations) look stale to Snakemake.
+        return f"{self.outdir}/checks/{experiment}.json"
 
     def log(self, rule: str, name: str) -> str:
         """A study-level rule's log (report, checks); run-level logs go under outdir/logs."""
@@ -118,6 +120,6 @@ class StudyLayout:
     def benchmark(self, rule: str, name: str) -> str:
         return f"{self.report}/benchmarks/{rule}/{name}"
 
-    def run_log(self, kind: str, rule: str) -> str:
+    def run_log(self, kind: str, rule: str, suffix: str) -> str:
         """A per-run log or benchmark pattern (kind: logs or benchmarks), shared like runs."""
-        return f"{self.outdir}/{kind}/{rule}/{{exp}}/{{variant}}/s{{seed}}"
+        return f"{self.outdir}/{kind}/{rule}/{{exp}}/{{variant}}/s{{seed}}{suffix}"

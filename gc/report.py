@@ -517,6 +517,7 @@ def draw_mu_sweep(frame: pd.DataFrame, sweep: list[str], path: Path) -> Path | N
 def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[Path]:
     """Write the tidy table, the tables, the figures and results/README.md; return the files."""
     results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
     frame = tidy(run_dirs)
     written = []
     frame.to_csv(results / "tidy.csv", index=False)

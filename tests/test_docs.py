@@ -50,6 +50,7 @@ EXAMPLES = {"more_cifar10.yaml", "a.yaml", "b.yaml", "OTHER.yaml", "NAME.yaml"}
 
 # Files of other projects that comments and docs cite as sources; never files of this one.
 EXTERNAL = {
+    "training/networks.py": "NVlabs/edm: EDM's networks (docs/ect.md#sources)",
     "training/loss.py": "locuslab/ect: ECT's objective (docs/ect.md#sources)",
     "run_ecm_1hour.sh": "locuslab/ect: ECT's one-hour recipe (docs/ect.md#sources)",
 }

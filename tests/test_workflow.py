@@ -103,9 +103,9 @@ def test_ect_pretraining_then_fine_tuning_through_the_workflow(workdir):
         assert start["init_sha256"] == checkpoint.sha256(denoiser)
         final = json.loads((results / "runs" / run / "eval/final.json").read_text())
         assert {r["sampling"]["steps"] for r in final} == {1, 2}
-    table = (results / "tables/table2.md").read_text()
+    table = (results / "ect/tables/table2.md").read_text()
     assert re.search(r"\| long +\| gc .*fd_digits.*\| 2/2 ", table), table
-    assert "| long " not in (results / "tables/table1.md").read_text()  # Table 2's runs only
+    assert "| long " not in (results / "ect/tables/table1.md").read_text()  # Table 2's runs only
 
 
 def test_adding_a_seed_adds_only_new_runs(workdir):
@@ -142,14 +142,14 @@ def test_missing_data_or_assets_stop_the_study_before_training(workdir):
     )
     out = _snakemake(workdir, "--cores", "1", "--configfile", "c10.yaml")
     assert out.returncode != 0
-    log = (workdir / "results/c10/logs/check_inputs/c10.log").read_text()
+    log = (workdir / "results/logs/check_inputs/c10.log").read_text()
     assert "dataset 'cifar10' not found" in log and "gcbench data prepare cifar10" in log
     assert not (workdir / "results/runs").exists()  # no training job started
     data = workdir / "data" / "cifar10"
     data.mkdir(parents=True)
     np.save(data / "train.npy", np.zeros((4, 32, 32, 3), dtype=np.uint8))
     out = _snakemake(workdir, "--cores", "1", "--configfile", "c10.yaml")
-    log = (workdir / "results/c10/logs/check_inputs/c10.log").read_text()
+    log = (workdir / "results/logs/check_inputs/c10.log").read_text()
     assert "inception-2015-12-05.pt is missing" in log and "gcbench assets fetch" in log
     assert not (workdir / "results/runs").exists()
 

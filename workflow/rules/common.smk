@@ -7,7 +7,7 @@ import sys
 
 from snakemake.utils import validate
 
-from gcbench import compose, study
+from gcbench import compose, layout, study
 from gcbench.catalog import PAPER_DATASETS
 from gcbench.checkpoint import check_writable
 
@@ -26,7 +26,7 @@ INDEX = study.Index(config)
 RUNS = study.validate(config)  # every run's TrainConfig resolved before any job is submitted
 # A run trained with other settings stops the study here, before Snakemake could rerun it.
 study.refuse_drift(RUNS)
-RUN = PATHS.runs + "/{exp}/{variant}/s{seed}"
+RUN = layout.run_pattern(PATHS.outdir)
 # `gcbench` from the interpreter Snakemake runs in, whether or not its venv is activated.
 GCBENCH = f"{shlex.quote(sys.executable)} -m gcbench"
 

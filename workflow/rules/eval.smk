@@ -30,9 +30,9 @@ rule evaluate:
         curve=f"{RUN}/eval/curve.csv",
         final=f"{RUN}/eval/final.json",
     log:
-        PATHS.run_log("logs", "evaluate") + ".log",
+        PATHS.run_log("logs", "evaluate", ".log"),
     benchmark:
-        PATHS.run_log("benchmarks", "evaluate") + ".tsv"
+        PATHS.run_log("benchmarks", "evaluate", ".tsv")
     params:
         gcbench=GCBENCH,
         run=lambda w: run_of(w).path,

@@ -28,9 +28,9 @@ rule check_inputs:
     output:
         check=PATHS.check("{exp}"),
     log:
-        PATHS.log("check_inputs", "{exp}.log"),
+        f"{PATHS.outdir}/logs/check_inputs/{{exp}}.log",
     benchmark:
-        PATHS.benchmark("check_inputs", "{exp}.tsv"),
+        f"{PATHS.outdir}/benchmarks/check_inputs/{{exp}}.tsv"
     params:
         gcbench=GCBENCH,
         args=lambda w: study.check_args(config, w.exp),

@@ -6,15 +6,14 @@
 
 rule train:
     input:
-        # ancient: another study's check of the same experiment must not retrain shared runs.
-        check=ancient(PATHS.check("{exp}")),
+        check=PATHS.check("{exp}"),
         init=lambda w: study.init_inputs(run_of(w)),
     output:
         complete=study.train_marker(RUN),
     log:
-        PATHS.run_log("logs", "train") + ".log",
+        PATHS.run_log("logs", "train", ".log"),
     benchmark:
-        PATHS.run_log("benchmarks", "train") + ".tsv"
+        PATHS.run_log("benchmarks", "train", ".tsv")
     params:
         gcbench=GCBENCH,
         run=lambda w: run_of(w).path,
