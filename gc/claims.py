@@ -180,7 +180,7 @@ def value_at_seconds(curve: pd.DataFrame, seconds: float) -> tuple[float, float]
     if after.empty or before.empty:
         side = "ends" if after.empty else "starts"
         edge = t.max() if after.empty else t.min()
-        raise Refused(f"the curve {side} at {edge:.3g} s, IC's budget is {seconds:.3g} s")
+        raise Refused(f"it {side} at {edge:.3g} s, IC's budget is {seconds:.3g} s")
     lo, hi = before.iloc[-1], after.iloc[0]
     width = hi["train_seconds"] - lo["train_seconds"]
     if width > MAX_BRACKET * seconds:
@@ -209,7 +209,7 @@ def same_budget(curves: pd.DataFrame) -> pd.DataFrame:
         try:
             value, step = value_at_seconds(by_run["gc", seed], last["train_seconds"])
         except Refused as why:
-            refused.append(f"seed {seed}: GC's {why}")
+            refused.append(f"seed {seed}, GC's curve: {why}")
             continue
         rows[seed] = {"ic": last["value"], "gc": value, "gc_step": step,
                       "budget": last["train_seconds"]}  # fmt: skip

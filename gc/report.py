@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from . import checkpoint, claims, layout
+from . import checkpoint, claims, layout, selection
 from . import paper as published
 from .paper import ICT, primary
 from .recipes import upgrade_config
-from .stats import mean_ci
+from .selection import Refused
+from .stats import mean_ci, prediction_half
 
 KEYS = [
     *("experiment", "variant", "seed", "kind", "step", "metric", "mode", "steps", "weights"),
@@ -50,6 +51,9 @@ def _run_meta(run_dir: Path) -> dict:
             "objective": c.get("objective", "ict"),
             "ect_stage_steps": c.get("ect_stage_steps", 0),
             "ect_q": c.get("ect_q", 2.0),
+            # Where the network's output starts to matter (claims._network_matters).
+            "sigma_min": c.get("sigma_min", 0.002),
+            "sigma_data": c.get("sigma_data", 0.5),
         }
     return meta
 
@@ -156,14 +160,7 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.4g}" if math.isnan(half) else f"{mean:.4g} ± {half:.2g}"
 
 
-def _final_rows(frame: pd.DataFrame, metric: str, mode: str, steps: int, weights: str):
-    return frame[
-        (frame.kind == "final")
-        & (frame.metric == metric)
-        & (frame["mode"] == mode)
-        & (frame.steps == steps)
-        & (frame.weights == weights)
-    ]
+_final_rows = selection.finals
 
 
 def _names(runs: Iterable[str]) -> str:
@@ -202,7 +199,8 @@ def _per_seed_at(rows: pd.DataFrame, n: float) -> tuple[pd.Series, str]:
 
 def _with_roles(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with each run's role, setting and pairing group where its config is known."""
-    known = claims.with_roles(frame)[["run", "role", "setting", "group"]].drop_duplicates("run")
+    known = selection.with_roles(frame)[["run", "role", "setting", "group"]]
+    known = known.drop_duplicates("run")
     return frame.merge(known, on="run", how="left")
 
 
@@ -243,13 +241,16 @@ def summary_table(
         label = f"{metric} ({mode + ', ' if mode else ''}{steps}-step, n={n:g}, {weights})"
         if sel.empty:
             label = "— (no finished run)"
-        paired = pd.Series(dtype=float)
-        if role and role not in ("ic", "denoiser"):  # the denoiser has no IC arm
+        paired, paired_refused = pd.Series(dtype=float), ""
+        if role and role not in ("ic", "denoiser") and not per_seed.empty:  # no IC arm
             budget = group["group"].dropna().iloc[0]
             base = _final_rows(pool, metric, mode, steps, weights)
             base = base[(base.role == "ic") & (base.group == budget) & (base.n == n)]
-            base = base.drop_duplicates("seed").set_index("seed")["value"]
-            paired = (per_seed - base).dropna()
+            try:  # selection's rule: IC once per seed, and the pair on one feature extractor
+                paired = selection.paired(pd.concat([sel[sel.n == n], base]), role, "ic")
+                paired = paired.dropna()
+            except Refused as why:
+                paired_refused = f"refused: {why}"
         d_mean, d_half = mean_ci(paired)
         missing = [s for s in expected if s not in per_seed.dropna().index]
         row = {"experiment": experiment, "variant": variant}
@@ -276,7 +277,10 @@ def summary_table(
             "gap": None
             if paper is None or math.isnan(mean) or n != published.FID_SAMPLES
             else round(mean - paper, 2),
-            PAIRED_COLUMN: _fmt(d_mean, d_half),
+            "paper in PI": _inside_prediction(per_seed, paper)
+            if paper is not None and n == published.FID_SAMPLES
+            else "",
+            PAIRED_COLUMN: paired_refused or _fmt(d_mean, d_half),
             "pairs": len(paired),
             "missing seeds": ", ".join(map(str, missing)) or "",
         }
@@ -289,38 +293,60 @@ def summary_table(
 PAIRED_COLUMN = "paired Δ vs IC (same dataset, budget, seed)"
 
 
+def _inside_prediction(values: pd.Series, paper: float) -> str:
+    """Whether the paper's single number lies in the 95% prediction interval of one run
+    (t·s·√(1 + 1/n)): a published cell is one run, not a mean over our seeds."""
+    half = prediction_half(values)
+    if math.isnan(half):
+        return ""
+    return "yes" if abs(values.mean() - paper) <= half else "no"
+
+
 def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.DataFrame:
-    """Table 3's "same wall-clock as IC" row per dataset of the ablations: the GC run (mu = 0.5)
-    at its snapshot nearest to IC's measured training seconds, on the curve's protocol."""
+    """Table 3's "same wall-clock as IC" row per iCT pairing group (dataset, budget) of the
+    ablations: GC (mu = 0.5) at IC's training seconds, interpolated between GC's bracketing
+    snapshots by `claims.same_budget` (the claim's own function), on the curve's protocol.
+    `seeds` counts the group's runs; a seed without both curves is listed as missing."""
     out = []
-    known = claims.with_roles(frame)
+    known = selection.with_roles(frame)
     known = known[known.setting == ICT]  # Table 3 is iCT's: ECT runs of a dataset stay out
-    for dataset in ablations["dataset"].dropna().unique():
-        curves = claims.curve_values(known[known.dataset == dataset], dataset)
-        per_seed = claims.same_wallclock(curves) if not curves.empty else pd.DataFrame()
-        if per_seed.empty:
+    wanted = set(selection.with_roles(ablations)["group"].dropna())
+    for budget, g in known[known.group.isin(wanted)].groupby("group", sort=False):
+        dataset = g["dataset"].iloc[0]
+        refused = selection.repeated_roles(g)
+        curves = selection.headline_curves(g[~g.role.isin(refused)], dataset)
+        if curves.empty or not {"gc", "ic"} <= set(curves.role):
             continue
+        expected = sorted(g.loc[g.role.isin(["gc", "ic"]), "seed"].unique())
+        n = curves.n.max()  # the paper's value is at 50k samples: no gap across protocols
+        try:
+            if refused:
+                raise Refused("; ".join(refused.values()))
+            per_seed = claims.same_budget(curves)
+            why = ""
+        except Refused as reason:
+            per_seed, why = pd.DataFrame(columns=["ic", "gc", "gc_step", "budget"]), str(reason)
         mean, half = mean_ci(per_seed["gc"])
         paired = per_seed["gc"] - per_seed["ic"]
         paper = published.SAME_WALLCLOCK_FID.get(dataset)
-        n = curves.n.max()  # the paper's value is at 50k samples: no gap across protocols
-        comparable = paper is not None and n == published.FID_SAMPLES
-        steps = ", ".join(str(int(s)) for s in per_seed["gc_step"])
+        comparable = paper is not None and n == published.FID_SAMPLES and not why
+        steps = ", ".join(f"{s:.0f}" for s in per_seed["gc_step"])
         out.append(
             {
-                "experiment": f"{dataset} (the GC runs)",
+                "experiment": budget,
                 "variant": "gc at IC's wall-clock",
-                "metric": f"{primary(dataset)[0]} (curve: 1-step, n={n:g}, ema; "
-                f"GC's snapshot nearest IC's training seconds: steps {steps})",
-                "ours": _fmt(mean, half),
+                "metric": f"{primary(dataset)[0]} (curve: 1-step, n={n:g}, ema; GC "
+                f"interpolated at IC's training seconds: steps ≈ {steps or '—'})",
+                "ours": f"refused: {why}" if why else _fmt(mean, half),
                 "mean": mean,
                 "ci95": half,
-                "seeds": f"{len(per_seed)}/{len(per_seed)}",
+                "seeds": f"{len(per_seed)}/{len(expected)}",
                 "paper": paper,
                 "gap": round(mean - paper, 2) if comparable else None,
+                "paper in PI": _inside_prediction(per_seed["gc"], paper) if comparable else "",
                 PAIRED_COLUMN: _fmt(*mean_ci(paired)),
                 "pairs": len(paired),
-                "missing seeds": "",
+                "missing seeds": ", ".join(str(s) for s in expected if s not in per_seed.index),
             }
         )
     return pd.DataFrame(out)
@@ -380,10 +406,13 @@ def band_frame(
     mean of another column of each group, e.g. wall-clock per snapshot)."""
     rows = []
     for (name, xv), g in frame.groupby([series, x]):
-        mean, half = mean_ci(g["value"])
-        half = 0.0 if math.isnan(half) else half
+        mean, half = mean_ci(g["value"])  # nan half-width with one seed: no band
         at = g[x_value].mean() if x_value else xv
-        rows.append({"series": name, "x": at, "mean": mean, "lo": mean - half, "hi": mean + half})
+        seeds = int(g["value"].notna().sum())
+        rows.append(
+            {"series": name, "x": at, "mean": mean, "lo": mean - half, "hi": mean + half}
+            | {"seeds": seeds}
+        )
     return pd.DataFrame(rows).sort_values(["series", "x"]) if rows else pd.DataFrame()
 
 
@@ -392,9 +421,8 @@ def curve_frame(frame: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame, str
     sub = frame[(frame.experiment == experiment) & (frame.kind == "curve")]
     if sub.empty:
         return sub, ""
-    metric, mode = primary(sub["dataset"].dropna().iloc[0])
-    sub = sub[(sub.metric == metric) & (sub["mode"] == mode)]
-    sub = sub[sub.n == sub.n.max()]
+    metric = primary(sub["dataset"].dropna().iloc[0])[0]
+    sub = selection.headline_curves(sub, sub["dataset"].dropna().iloc[0])
     label = f"{metric} ({int(sub['n'].iloc[0])} samples)" if not sub.empty else metric
     return sub, label
 
@@ -420,9 +448,14 @@ def _plt():
 
 
 def _draw(ax, bands: pd.DataFrame) -> None:
+    """A line per series with its 95% band; a series of one seed has no band to draw, so it is
+    a bare line labelled as one seed (a zero-width band would read as no spread)."""
     for name, g in bands.groupby("series"):
-        ax.plot(g["x"], g["mean"], marker="o", ms=3, label=str(name))
-        ax.fill_between(g["x"], g["lo"], g["hi"], alpha=0.2)
+        one_seed = "seeds" in g and g["seeds"].max() <= 1
+        label = f"{name} (one seed)" if one_seed else str(name)
+        ax.plot(g["x"], g["mean"], marker="o", ms=3, label=label)
+        if not one_seed:
+            ax.fill_between(g["x"], g["lo"], g["hi"], alpha=0.2)
     ax.legend(fontsize=8)
 
 
@@ -481,12 +514,16 @@ def mu_sweep_frame(frame: pd.DataFrame, sweep: list[str]) -> tuple[pd.DataFrame,
     frame = frame[frame.setting == ICT]  # IC and GC mu = 0.5 of iCT, never ECT's runs
     dataset = frame.loc[frame.experiment.isin(sweep), "dataset"].dropna().iloc[0]
     metric, mode = primary(dataset)
-    rows = _final_rows(frame[frame.dataset == dataset], metric, mode, 1, "ema")
+    # The sweep's pairing groups (dataset, budget): IC and GC mu = 0.5 of another budget stay out.
+    groups = set(frame.loc[frame.experiment.isin(sweep), "group"].dropna())
+    rows = _final_rows(frame[frame.group.isin(groups)], metric, mode, 1, "ema")
     n = rows.loc[rows.experiment.isin(sweep), "n"].max()
     rows = rows[rows.n == n]
     gc = rows[(rows.coupling == "gc") & (rows.endpoint == "ema") & (rows.max_dropout == 0)]
     gc = gc[gc.experiment.isin(sweep) | (gc.role == "gc")].drop_duplicates(["mu", "seed"])
-    ic = rows[rows.role == "ic"].drop_duplicates("seed")["value"]
+    ic = rows[rows.role == "ic"]
+    # A repeated IC run of one seed is not resolved by picking one: IC is left out.
+    ic = ic["value"] if not ic.duplicated("seed").any() else ic["value"].iloc[:0]
     return gc.assign(series=f"GC without dropout ({metric}, n={n:g})"), ic
 
 
@@ -590,6 +627,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
     table = claims.claims(frame)
     snapshots = claims.per_snapshot(frame)
     sigmas = claims.per_sigma(frame)
+    reached = claims.per_level(frame)
     table.to_csv(results / "claims.csv", index=False)
     shown = table.drop(columns=["mean", "ci95"]).astype(object)
     shown["p"], shown["p_holm"] = table["p"].map(_p), table["p_holm"].map(_p)
@@ -600,7 +638,12 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
         "paired difference (same dataset, training budget and seed: same initial weights, data "
         "order and noise); `pairs` counts the seeds; `p` is the row's two-sided paired t-test "
         "alone, `p (Holm)` the same after the family's adjustment, which gives the verdict. "
-        "`paper` is the same difference in the paper's tables, where it reports one."
+        "`paper` is the same difference in the paper's tables, where it reports one; `of "
+        "paper` our mean as a fraction of it with the interval's ends, and `paper in CI` whether "
+        "the paper's difference lies inside our 95% interval (a verdict of the right sign far "
+        "from the paper's size shows here). Rows read only 1-step EMA evaluations at one sample "
+        "count and one feature extractor (`gcbench.selection`); a role repeated within a seed "
+        "and budget, or a pair on different extractors, is refused with the runs named."
     )
     lines = [
         "# The paper's claims, tested on this study",
@@ -632,11 +675,29 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
             tabulate(snapshots, headers="keys", tablefmt="github", showindex=False),
             "",
         ]
+    level_caption = (
+        "The speed measure level by level: the training steps and seconds GC and IC need to "
+        "first reach each fixed level of IC's curve (levels at "
+        + ", ".join(f"{f:.0%}" for f in claims.LEVEL_FRACTIONS)
+        + " of IC's mean log drop from its first to its last snapshot, none within "
+        f"{claims.FLOOR_MARGIN:g}x the metric's floor), interpolated in log metric between "
+        "snapshots, paired over seeds. " + descriptive
+    )
+    if not reached.empty:
+        lines += [
+            "## Steps to reach IC's levels",
+            "",
+            level_caption,
+            "",
+            tabulate(reached, headers="keys", tablefmt="github", showindex=False),
+            "",
+        ]
     sigma_caption = (
         "Transport cost E‖e − z‖² at every sigma (the paper's Fig. 3): GC's endpoints against "
-        "IC's and batch OT's pairing of the same data and noise, paired over seeds. "
-        + descriptive
-        + " The claims are the mean-over-sigmas rows above."
+        "IC's and batch OT's pairing of the same data and noise, and against the endpoint the "
+        "preconditioning alone gives (network output 0: e = c_skip·(x + σz), the noisy input "
+        "at σ_min), paired over seeds; each training seed has its own draw of points and "
+        "noise. " + descriptive + " The claims are the mean-over-sigmas rows above."
     )
     if not sigmas.empty:
         lines += [
@@ -652,6 +713,8 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
     parts = [rule.replace("**", "").replace("`", ""), shown]
     if not snapshots.empty:
         parts += [snapshot_caption, snapshots]
+    if not reached.empty:
+        parts += [level_caption, reached]
     if not sigmas.empty:
         parts += [sigma_caption, sigmas]
     (results / "claims.html").write_text(_html("The paper's claims, tested on this study", *parts))

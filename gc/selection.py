@@ -161,8 +161,9 @@ def per_seed(rows: pd.DataFrame, value: str = "value") -> pd.DataFrame:
 def paired(rows: pd.DataFrame, a: str, b: str) -> pd.Series:
     """Per seed, role a's value minus role b's. Refused where a pair was scored with different
     feature extractors (their numbers are on different scales)."""
-    values = per_seed(rows)
+    values = per_seed(rows).reindex(columns=[a, b])  # a role with no rows: no pair
     extractors = per_seed(rows.assign(extractor=_extractors(rows)), "extractor")
+    extractors = extractors.reindex(columns=[a, b])
     both = values[[a, b]].dropna().index
     differ = both[(extractors.loc[both, a] != extractors.loc[both, b]).to_numpy()]
     if len(differ):
