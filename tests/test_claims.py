@@ -217,7 +217,9 @@ def test_transport_cost_claims_on_average_and_sigma_by_sigma():
     assert ic["note"].startswith("95% interval below 0 (unadjusted) at 3 of 3 sigmas")
     ot = table.loc["transport cost E‖e − z‖² is lower under GC than under OT"]
     assert ot["note"].startswith("95% interval below 0 (unadjusted) at 1 of 3 sigmas")
-    net = table.loc["GC's endpoints lower the transport cost beyond what the preconditioning forces"]
+    net = table.loc[
+        "GC's endpoints lower the transport cost beyond what the preconditioning forces"
+    ]
     # Sigmas 1 and 10 (at least sigma_min + sigma_data = 0.502): GC − forced = −1 − seed / 10.
     assert "2 sigmas ≥ σ_min + σ_data = 0.502" in net["comparison"]
     assert net["mean"] == pytest.approx(-1.1) and net["verdict"] == "reproduced"
