@@ -452,3 +452,84 @@ def test_the_claims_file_states_the_family_and_both_p_values(tmp_path):
     assert {"p", "p_holm", "verdict"} <= set(csv.columns)
     html = (tmp_path / "claims.html").read_text()
     assert "p (Holm)" in html and "the m = 4 headline" in html
+
+
+# ---- issue 25: each finding on a synthetic tidy frame --------------------------------------
+
+
+def test_online_weight_curve_rows_do_not_move_the_convergence_claims():
+    frame = _study()
+    before = claims.claims(frame).set_index("claim")
+    online = frame[frame.kind == "curve"].assign(weights="online", value=lambda f: f.value * 9)
+    after = claims.claims(pd.concat([frame, online])).set_index("claim")
+    for claim in ("GC converges faster: fewer steps to reach IC's levels",
+                  "GC below IC over training (mean log fd_digits)"):  # fmt: skip
+        assert after.loc[claim, "mean"] == before.loc[claim, "mean"]
+    assert claims.per_snapshot(pd.concat([frame, online])).equals(claims.per_snapshot(frame))
+
+
+def test_a_repeated_role_is_refused_with_the_runs_named():
+    frame = _study()
+    again = frame[frame.variant == "gc"].assign(experiment="again", run=lambda f: "again/" + f.run)
+    table = claims.claims(pd.concat([frame, again])).set_index("claim")
+    refused = table.loc["every claim on role gc"]
+    assert refused["verdict"] == "refused" and refused["pairs"] == 0
+    assert "again/digits8/gc/s0" in refused["note"] and "digits8/gc/s0" in refused["note"]
+    # Neither the first run nor a pool of both: no claim on GC is made in this group.
+    assert not {"GC ends below IC", "GC costs at most about +20% per step"} & set(table.index)
+    assert np.isnan(refused["p_holm"])  # outside the family
+
+
+def test_claims_refuse_a_pair_scored_with_different_extractors():
+    frame = _study().assign(extractor_sha256="a" * 64)
+    odd = (frame.variant == "ic") & (frame.seed == 1) & (frame.kind == "final")
+    frame.loc[odd, "extractor_sha256"] = "b" * 64
+    table = claims.claims(frame).set_index("claim")
+    row = table.loc["GC ends below IC"]
+    assert row["verdict"] == "refused" and "different feature extractors" in row["note"]
+    assert "digits8/ic/s1" in row["note"] and "digits8/gc/s1" in row["note"]
+    assert table.loc["GC ends below batch OT", "verdict"] == "reproduced"  # OT's pair is fine
+
+
+def test_a_curve_at_the_floor_neither_makes_nor_unmakes_convergence():
+    # The toy's metric at 300 samples has a floor of about 0.0018 (real vs real). GC is ahead
+    # at the first three snapshots; at the last two both sit at the floor, where the log
+    # ratio is large (+0.7) although the difference is sampling noise.
+    floor = claims.metric_floor("frechet_2d", 300)
+    assert 0.001 < floor < 0.003
+    rows = []
+    for seed in range(3):
+        f = 1 + 0.05 * seed
+        ic = [1.0 * f, 0.3 * f, 0.1 * f, 0.0012, 0.001]
+        gc = [0.6, 0.2 / f, 0.07 / f, 0.0025, 0.002]
+        for v, curve in (("ic", ic), ("gc", gc)):
+            rows += _run_rows(v, v, seed, curve[-1], curve, 0.01, dataset="toy2d",
+                              experiment="toy2d")  # fmt: skip
+    frame = pd.DataFrame(rows).assign(sigma=np.nan)
+    table = claims.claims(frame).set_index("claim")
+    speed = table.loc["GC converges faster: fewer steps to reach IC's levels"]
+    assert speed["mean"] < 0 and speed["verdict"] == "reproduced"
+    assert f"the floor at n=300 is about {floor:.2g}" in speed["note"]
+    auc = table.loc["GC below IC over training (mean log frechet_2d)"]
+    assert auc["verdict"] == "descriptive (no verdict)"
+    assert auc["note"].startswith("2 of 5 snapshots have IC within 2x the floor")
+    # No level of the speed measure lies within 2x the floor.
+    levels = claims.levels(claims.selection.headline_curves(claims.with_roles(frame), "toy2d"),
+                           "frechet_2d")  # fmt: skip
+    assert len(levels) == 3 and min(levels) > 2 * floor
+    snapshots = claims.per_snapshot(frame)
+    assert snapshots["below floor"].tolist() == ["", "", "", "yes", "yes"]
+
+
+def test_a_small_effect_of_the_right_sign_far_from_the_papers_size_says_so():
+    # CIFAR-10: the paper has GC − IC = −1.47; ours −0.05 ± 0.025 is "reproduced" in sign only.
+    rows = []
+    for seed, gap in enumerate((-0.04, -0.05, -0.06)):
+        for v, value in (("ic", 7.0 + seed), ("gc", 7.0 + seed + gap)):
+            rows += _run_rows(v, v, seed, value, [], 0.01, dataset="cifar10", experiment="c")
+    table = claims.claims(pd.DataFrame(rows).assign(sigma=np.nan)).set_index("claim")
+    row = table.loc["GC ends below IC"]
+    assert row["paper"] == "-1.47" and row["verdict"] == "reproduced"
+    assert row["of paper"] == "0.034 (0.017 to 0.051)"  # our mean is 3% of the paper's
+    assert row["paper in CI"] == "no"
+    assert claims.effect_vs_paper(-1.4, 0.2, -1.47) == ("0.95 (0.82 to 1.1)", "yes")
