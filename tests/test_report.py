@@ -371,7 +371,9 @@ def test_paper_study_takes_same_wall_clock_from_the_full_length_gc_run():
     cifar_ict = [c for (e, _), c in runs.items() if c.dataset == "cifar10" and c.objective == "ict"]
     assert {c.total_steps for c in cifar_ict} == {full}
     gc = runs[("cifar10", "gc")]
-    assert gc.snapshot_every * 20 <= gc.total_steps  # the nearest: within 2.5% of training
+    # GC is read between snapshots at most 5% of training apart: well within the interpolation
+    # bracket that claims.same_budget allows (MAX_BRACKET of IC's budget).
+    assert gc.snapshot_every * 20 <= gc.total_steps
 
 
 # ---- issue 25: pairing groups, one selection rule, one-seed bands ----------------------------
