@@ -16,24 +16,23 @@ endpoint network, `gc_online` / `gc_ema` the other one, and `denoiser` the EDM p
 they start from. Each setting (iCT; ECT short; ECT long; EDM pretraining) is tested only on the
 claims the paper makes for it. Which rows each claim reads is `selection`'s rule.
 
-What each row measures: "same budget" interpolates GC's curve at IC's training seconds
-(`same_budget`); "converges faster" counts the steps each coupling needs to first reach fixed
-levels of IC's curve (`reach_levels`), with the mean log metric over training as a secondary
-row; the transport cost is judged net of what the consistency preconditioning forces
+What each row measures (`measures`): "same budget" interpolates GC's curve at IC's training
+seconds (`same_budget`); "converges faster" counts the steps each coupling needs to first reach
+fixed levels of IC's curve (`reach_levels`), with the mean log metric over training as a
+secondary row; the transport cost is judged net of what the consistency preconditioning forces
 (`transport_claims`); every difference is also set against the paper's (`effect_vs_paper`).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
+from . import measures, selection, stats
 from . import paper as published
-from . import selection, stats
 from .paper import ECT_LONG, ECT_SHORT, ICT, primary
 from .recipes import ECT_ENDPOINT, ECT_MU
 from .selection import Refused, with_roles
@@ -54,168 +53,6 @@ VERDICT_RULE = (
 NOT_A_CLAIM = "not a paper claim"
 REFUSED = "refused"
 DESCRIPTIVE = "descriptive (no verdict)"
-
-# Same budget: GC's curve is interpolated between the two snapshots that bracket IC's training
-# seconds; beyond a fifth of the budget apart the interpolation would span as much time as the
-# +20% per-step cost the row is about, so the row is refused.
-MAX_BRACKET = 0.2
-BUDGET_NOTE = (
-    "budget: `train_seconds`, the training loop's wall-clock seconds (the runs log no CPU time; "
-    "on GPUs wall time is the paper's measure)"
-)
-# Converges faster: the levels lie at these fractions of IC's mean log-metric drop from its
-# first to its last snapshot; a level below FLOOR_MARGIN x the metric's floor is not used.
-LEVEL_FRACTIONS = (0.25, 0.5, 0.75)
-FLOOR_MARGIN = 2.0
-FLOOR_DRAWS, FLOOR_SEED = 20, 30_000  # the floor's pairs of real draws, and their seeds
-
-
-# ---- claims ----------------------------------------------------------------------------------
-
-
-# ---- measures ----------------------------------------------------------------------------------
-
-
-@functools.cache
-def metric_floor(metric: str, n: int) -> float | None:
-    """The metric between two independent draws of n real points: what sampling alone gives,
-    so differences below it are not resolved. Known for the toy's 2-D Fréchet distance (mean
-    over FLOOR_DRAWS pairs of fresh draws); None for the other metrics, whose real-vs-real floor
-    needs their feature networks and is not estimated here."""
-    if metric != "frechet_2d":
-        return None
-    from .data import toy2d  # torch: only where a toy floor is asked for
-    from .metrics import frechet_2d
-
-    draws = [toy2d(n, seed=FLOOR_SEED + k).numpy() for k in range(2 * FLOOR_DRAWS)]
-    return float(np.mean([frechet_2d(a, b) for a, b in zip(draws[::2], draws[1::2], strict=True)]))
-
-
-def _floor_note(metric: str, n: int, mean: float) -> str:
-    floor = metric_floor(metric, n)
-    if floor is None or math.isnan(mean) or abs(mean) >= floor:
-        return ""
-    return f"|difference| below the metric's floor at n={n} (about {floor:.2g}): not resolved"
-
-
-def log_auc(curve: pd.DataFrame) -> float:
-    """Mean of log(metric) over training, trapezoidal in the fraction of training done."""
-    curve = curve.sort_values("step")
-    x = curve["step"].to_numpy(float) / curve["step"].max()
-    y = np.log(curve["value"].to_numpy(float))
-    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if len(x) > 1 else math.nan
-
-
-def _log_auc_gap(gc: pd.DataFrame, ic: pd.DataFrame) -> float:
-    """log_auc(GC) − log_auc(IC) over the snapshots both runs have: runs that stopped at
-    different steps (ECT short's wall-clock cap) are compared at matched iterations."""
-    common = set(gc["step"]) & set(ic["step"])
-    return log_auc(gc[gc["step"].isin(common)]) - log_auc(ic[ic["step"].isin(common)])
-
-
-def _by_run(curves: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
-    """Each (role, seed)'s curve, sorted by step; refused where a role repeats for a seed."""
-    selection.per_seed(curves[["role", "seed", "step", "run", "value"]].drop_duplicates(
-        ["role", "seed", "run"]).assign(value=0.0))  # fmt: skip
-    return {key: g.sort_values("step") for key, g in curves.groupby(["role", "seed"])}
-
-
-def levels(curves: pd.DataFrame, metric: str) -> list[float]:
-    """The fixed levels of the speed measure: IC's mean log curve over seeds, at
-    LEVEL_FRACTIONS of its drop from the first to the last snapshot; levels within
-    FLOOR_MARGIN of the metric's floor are left out (there the curve is sampling noise)."""
-    ic = curves[curves.role == "ic"]
-    mean_log = np.log(ic["value"].astype(float)).groupby(ic["step"]).mean().sort_index()
-    if len(mean_log) < 2:
-        return []
-    first, last = mean_log.iloc[0], mean_log.iloc[-1]
-    out = [float(np.exp(first + f * (last - first))) for f in LEVEL_FRACTIONS]
-    floor = metric_floor(metric, int(curves.n.max()))
-    return [v for v in out if floor is None or v > FLOOR_MARGIN * floor]
-
-
-def first_reach(curve: pd.DataFrame, level: float) -> tuple[float, float]:
-    """Steps and training seconds at which a curve first reaches `level`: interpolated in log
-    metric between the snapshots either side of the crossing; a curve already at the level at
-    its first snapshot counts that snapshot (the crossing lies before it); (nan, nan) if never."""
-    curve = curve.sort_values("step")
-    logs = np.log(curve["value"].to_numpy(float))
-    steps = curve["step"].to_numpy(float)
-    seconds = curve["train_seconds"].to_numpy(float)
-    below = np.flatnonzero(logs <= math.log(level))
-    if not len(below):
-        return math.nan, math.nan
-    i = below[0]
-    if i == 0:
-        return steps[0], seconds[0]
-    w = (math.log(level) - logs[i - 1]) / (logs[i] - logs[i - 1])
-    return (
-        steps[i - 1] + w * (steps[i] - steps[i - 1]),
-        seconds[i - 1] + w * (seconds[i] - seconds[i - 1]),
-    )
-
-
-def reach_levels(curves: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per seed and level: the steps and seconds GC and IC need to first reach it (columns
-    steps_gc, steps_ic, seconds_gc, seconds_ic; nan where a run never reached it)."""
-    by_run, rows = _by_run(curves), []
-    seeds = sorted({s for (r, s) in by_run if r == "gc"} & {s for (r, s) in by_run if r == "ic"})
-    for level in levels(curves, metric):
-        for seed in seeds:
-            row = {"level": level, "seed": seed}
-            for r in ("gc", "ic"):
-                row[f"steps_{r}"], row[f"seconds_{r}"] = first_reach(by_run[r, seed], level)
-            rows.append(row)
-    columns = ["level", "seed", "steps_gc", "seconds_gc", "steps_ic", "seconds_ic"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def value_at_seconds(curve: pd.DataFrame, seconds: float) -> tuple[float, float]:
-    """A curve's value and step at `seconds` of training: log metric interpolated linearly in
-    time between the two snapshots that bracket it. Refused where no snapshot lies on one side
-    or the two lie more than MAX_BRACKET of `seconds` apart."""
-    curve = curve.dropna(subset=["train_seconds"]).sort_values("train_seconds")
-    t = curve["train_seconds"]
-    before, after = curve[t <= seconds], curve[t >= seconds]
-    if after.empty or before.empty:
-        side = "ends" if after.empty else "starts"
-        edge = t.max() if after.empty else t.min()
-        raise Refused(f"it {side} at {edge:.3g} s, IC's budget is {seconds:.3g} s")
-    lo, hi = before.iloc[-1], after.iloc[0]
-    width = hi["train_seconds"] - lo["train_seconds"]
-    if width > MAX_BRACKET * seconds:
-        raise Refused(
-            f"the snapshots at steps {int(lo['step'])} and {int(hi['step'])} bracketing IC's "
-            f"{seconds:.3g} s are {width:.3g} s apart, more than {MAX_BRACKET:.0%} of it"
-        )
-    if (curve["value"] <= 0).any():
-        raise Refused("a value is not positive: no log interpolation")
-    w = 0.0 if width == 0 else (seconds - lo["train_seconds"]) / width
-    value = math.exp((1 - w) * math.log(lo["value"]) + w * math.log(hi["value"]))
-    return value, lo["step"] + w * (hi["step"] - lo["step"])
-
-
-def same_budget(curves: pd.DataFrame) -> pd.DataFrame:
-    """Per seed: IC's last curve value, its training seconds (the budget) and GC's value
-    interpolated at exactly that budget (`value_at_seconds`), with GC's fractional step there.
-    Refused, naming the seeds and the reason, where any seed's GC curve cannot be read at IC's
-    budget: a row never mixes interpolated and refused seeds. Table 3's same-wall-clock row
-    and the claim both call this."""
-    by_run, rows, refused = _by_run(curves), {}, []
-    for (r, seed), ic in by_run.items():
-        if r != "ic" or ("gc", seed) not in by_run or ic["train_seconds"].isna().all():
-            continue
-        last = ic.dropna(subset=["train_seconds"]).iloc[-1]
-        try:
-            value, step = value_at_seconds(by_run["gc", seed], last["train_seconds"])
-        except Refused as why:
-            refused.append(f"seed {seed}, GC's curve: {why}")
-            continue
-        rows[seed] = {"ic": last["value"], "gc": value, "gc_step": step,
-                      "budget": last["train_seconds"]}  # fmt: skip
-    if refused:
-        raise Refused("; ".join(refused))
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["ic", "gc", "gc_step", "budget"])
 
 
 # ---- rows --------------------------------------------------------------------------------------
@@ -294,7 +131,7 @@ def final_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict
     def row(claim, source, comparison, a, b, side, paper=None):
         r = _row(claim, source, group, f"final {metric}: {comparison}", _diff(rows, a, b), side,
                  paper)  # fmt: skip
-        return r | {"note": r.get("note") or _floor_note(metric, n, r["mean"])}
+        return r | {"note": r.get("note") or measures.floor_note(metric, n, r["mean"])}
 
     if {"gc", "ic"} <= roles:
         paper = _paper_diff(dataset, "gc", "ic")
@@ -382,7 +219,7 @@ def curve_claims(
     if setting == ICT:
         source = "Table 3, mu sweep; convergence curves"
     try:
-        reach, auc = reach_levels(curves, metric), _auc_gaps(curves)
+        reach, auc = measures.reach_levels(curves, metric), measures.auc_gaps(curves)
     except Refused as why:
         reach = auc = why
     if isinstance(reach, Refused) or reach.empty:
@@ -391,15 +228,16 @@ def curve_claims(
         ratio = np.log(reach["steps_gc"] / reach["steps_ic"])
         speed = ratio.groupby(reach["seed"]).mean()
         stated = ", ".join(f"{v:.3g}" for v in reach["level"].unique())
-    floor = metric_floor(metric, n)
+    floor = measures.metric_floor(metric, n)
+    fractions = ", ".join(f"{f:.0%}" for f in measures.LEVEL_FRACTIONS)
     floor_text = "" if floor is None else f"; the floor at n={n} is about {floor:.2g}"
     yield _row(
         f"{gc} converges faster: fewer steps to reach {ic}'s levels",
         source,
         group,
         f"log(steps {gc} / steps {ic}) to first reach each of the levels {stated} of {metric} "
-        f"(curve, n={n}; at {', '.join(f'{f:.0%}' for f in LEVEL_FRACTIONS)} of {ic}'s mean "
-        "log drop), averaged over the levels both reached",
+        f"(curve, n={n}; at {fractions} of {ic}'s mean log drop), averaged over the levels both "
+        "reached",
         speed,
         -1,
         note="levels a run never reached are left out" + floor_text,
@@ -414,13 +252,13 @@ def curve_claims(
         auc,
         -1,
         verdict=DESCRIPTIVE,
-        note=_floor_snapshots(curves, metric),
+        note=measures.floor_snapshots(curves, metric),
     )
     if setting != ICT:
         return
     paper = published.SAME_WALLCLOCK_FID.get(dataset)
     try:
-        at_budget = same_budget(curves)
+        at_budget = measures.same_budget(curves)
         diffs = at_budget["gc"] - at_budget["ic"]
     except Refused as why:
         diffs = why
@@ -429,29 +267,13 @@ def curve_claims(
         "Table 3 (same wall-clock as IC)",
         group,
         f"{metric} (curve, n={n}): GC at IC's training seconds (log metric interpolated in "
-        f"time between GC's two bracketing snapshots, refused if over {MAX_BRACKET:.0%} of the "
-        "budget apart) − IC's last snapshot",
+        f"time between GC's two bracketing snapshots, refused if over {measures.MAX_BRACKET:.0%} "
+        "of the budget apart) − IC's last snapshot",
         diffs,
         -1,
         None if paper is None else round(paper - published.FID[dataset]["ic"], 2),
-        note=BUDGET_NOTE,
+        note=measures.BUDGET_NOTE,
     )
-
-
-def _auc_gaps(curves: pd.DataFrame) -> dict:
-    by_run = _by_run(curves)
-    seeds = sorted({s for (r, s) in by_run if r == "gc"} & {s for (r, s) in by_run if r == "ic"})
-    return {s: _log_auc_gap(by_run["gc", s], by_run["ic", s]) for s in seeds}
-
-
-def _floor_snapshots(curves: pd.DataFrame, metric: str) -> str:
-    """How many snapshots have IC's mean within FLOOR_MARGIN of the metric's floor."""
-    floor = metric_floor(metric, int(curves.n.max()))
-    if floor is None:
-        return f"floor of {metric} not estimated (needs its feature network on real data)"
-    ic = curves[curves.role == "ic"].groupby("step")["value"].mean()
-    near = int((ic <= FLOOR_MARGIN * floor).sum())
-    return f"{near} of {len(ic)} snapshots have IC within {FLOOR_MARGIN:g}x the floor ({floor:.2g})"
 
 
 def _network_matters(rows: pd.DataFrame) -> float:
@@ -471,7 +293,7 @@ def _transport_costs(frame: pd.DataFrame) -> pd.DataFrame:
     rows = frame[(frame.kind == "transport") & (frame.role == "gc")]
     if rows.empty:
         return pd.DataFrame()
-    selection.per_seed(rows.drop_duplicates("run").assign(value=0.0))  # one GC run per seed
+    selection.one_run_per_role(rows)
     cost = rows.pivot_table(index=["seed", "sigma"], columns="metric", values="value")
     return cost.rename(columns=lambda m: m.removeprefix("transport_"))
 
@@ -589,8 +411,8 @@ def with_family_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     )
     table.loc[family, "p_holm"] = adjusted
     table.loc[family, "verdict"] = verdicts
-    table.loc[table["verdict"] != stats.DETERMINISTIC, "p"] = table["p"].where(family)
-    table.loc[table["verdict"] == stats.DETERMINISTIC, "p"] = np.nan  # no test applies
+    # Outside the family no test is reported; a deterministic row has no test at all.
+    table["p"] = table["p"].where(family & (table["verdict"] != stats.DETERMINISTIC))
     return table[COLUMNS]
 
 
@@ -673,7 +495,9 @@ def per_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
                     "step": int(step),
                     "GC − IC": _fmt(mean, half),
                     "pairs": len(diff),
-                    "below floor": "yes" if _floor_note(primary(dataset)[0], n, mean) else "",
+                    "below floor": "yes"
+                    if measures.floor_note(primary(dataset)[0], n, mean)
+                    else "",
                 }
             )
     return pd.DataFrame(out, columns=["setting", "step", "GC − IC", "pairs", "below floor"])
@@ -688,7 +512,7 @@ def per_level(frame: pd.DataFrame) -> pd.DataFrame:
         if curves.empty or not {"gc", "ic"} <= set(curves.role):
             continue
         try:
-            reach = reach_levels(curves, primary(g["dataset"].iloc[0])[0])
+            reach = measures.reach_levels(curves, primary(g["dataset"].iloc[0])[0])
         except Refused:
             continue
         for level, r in reach.groupby("level", sort=False):

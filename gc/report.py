@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from . import checkpoint, claims, layout, selection
+from . import checkpoint, claims, layout, measures, selection
 from . import paper as published
 from .paper import ICT, primary
 from .recipes import upgrade_config
@@ -305,7 +305,7 @@ def _inside_prediction(values: pd.Series, paper: float) -> str:
 def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.DataFrame:
     """Table 3's "same wall-clock as IC" row per iCT pairing group (dataset, budget) of the
     ablations: GC (mu = 0.5) at IC's training seconds, interpolated between GC's bracketing
-    snapshots by `claims.same_budget` (the claim's own function), on the curve's protocol.
+    snapshots by `measures.same_budget` (the claim's own function), on the curve's protocol.
     `seeds` counts the group's runs; a seed without both curves is listed as missing."""
     out = []
     known = selection.with_roles(frame)
@@ -322,7 +322,7 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
         try:
             if refused:  # never resolved by taking one of the runs
                 raise Refused("; ".join(refused.values()))
-            per_seed = claims.same_budget(curves)
+            per_seed = measures.same_budget(curves)
             why = ""
         except Refused as reason:
             per_seed, why = pd.DataFrame(columns=["ic", "gc", "gc_step", "budget"]), str(reason)
@@ -681,9 +681,9 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
     level_caption = (
         "The speed measure level by level: the training steps and seconds GC and IC need to "
         "first reach each fixed level of IC's curve (levels at "
-        + ", ".join(f"{f:.0%}" for f in claims.LEVEL_FRACTIONS)
+        + ", ".join(f"{f:.0%}" for f in measures.LEVEL_FRACTIONS)
         + " of IC's mean log drop from its first to its last snapshot, none within "
-        f"{claims.FLOOR_MARGIN:g}x the metric's floor), interpolated in log metric between "
+        f"{measures.FLOOR_MARGIN:g}x the metric's floor), interpolated in log metric between "
         "snapshots, paired over seeds. " + descriptive
     )
     if not reached.empty:

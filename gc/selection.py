@@ -147,15 +147,21 @@ def _extractors(rows: pd.DataFrame) -> pd.Series:
     return rows["extractor_sha256"].fillna("").astype(str)
 
 
+def one_run_per_role(rows: pd.DataFrame) -> None:
+    """Refused (naming the runs) where more than one run plays a role for one seed."""
+    runs = rows.drop_duplicates(["role", "seed", "run"])
+    twice = runs[runs.duplicated(["role", "seed"], keep=False)]
+    if not twice.empty:
+        raise Refused(f"a role repeats for one seed ({run_names(twice.run)})")
+
+
 def per_seed(rows: pd.DataFrame, value: str = "value") -> pd.DataFrame:
     """One value per seed x role. Refused where a role has two runs for one seed."""
+    one_run_per_role(rows)
     twice = rows[rows.duplicated(["role", "seed"], keep=False)]
-    if twice.empty:
-        return rows.pivot(index="seed", columns="role", values=value)
-    runs = twice.drop_duplicates("run")
-    if len(runs) > len(runs.drop_duplicates(["role", "seed"])):
-        raise Refused(f"a role repeats for one seed ({run_names(runs.run)})")
-    raise Refused(f"several evaluations of one run ({run_names(runs.run)})")
+    if not twice.empty:
+        raise Refused(f"several evaluations of one run ({run_names(twice.run)})")
+    return rows.pivot(index="seed", columns="role", values=value)
 
 
 def paired(rows: pd.DataFrame, a: str, b: str) -> pd.Series:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from gcbench import claims, report, stats
+from gcbench import claims, measures, report, selection, stats
 from gcbench import paper as published
 from gcbench.paper import primary
 from scipy import stats as scipy_stats
@@ -59,39 +59,39 @@ def test_same_budget_never_gives_gc_more_seconds_than_ic():
     # IC's budget is 30 s. GC's snapshots at 26 s and 31 s: the nearest (31 s) would grant GC
     # one second more; its value at exactly 30 s is interpolated in log metric over time.
     gc = _curve([800, 1000], [26.0, 31.0], [40.0, 20.0])
-    value, step = claims.value_at_seconds(gc, 30.0)
+    value, step = measures.value_at_seconds(gc, 30.0)
     assert value == pytest.approx(np.exp(np.log(40.0) + 0.8 * (np.log(20.0) - np.log(40.0))))
     assert step == pytest.approx(960.0) and value > 20.0  # less than the nearest snapshot gives
-    assert claims.value_at_seconds(gc, 26.0) == pytest.approx((40.0, 800.0))  # on a snapshot
+    assert measures.value_at_seconds(gc, 26.0) == pytest.approx((40.0, 800.0))  # on a snapshot
     # Per seed, against IC's last snapshot; Table 3's row and the claim call this function.
     ic = _curve([1000], [30.0], [25.0], role="ic")
-    row = claims.same_budget(pd.concat([gc, ic])).loc[0]
+    row = measures.same_budget(pd.concat([gc, ic])).loc[0]
     assert row["gc"] == pytest.approx(value) and row["budget"] == 30.0 and row["ic"] == 25.0
 
 
 def test_same_budget_refuses_a_wide_bracket_or_a_curve_that_ends_early():
     gc = _curve([500, 1000], [20.0, 40.0], [40.0, 20.0])  # 20 s apart: over 20% of 30 s
-    with pytest.raises(claims.Refused, match="20 s apart, more than 20%"):
-        claims.value_at_seconds(gc, 30.0)
-    with pytest.raises(claims.Refused, match="ends at 40 s"):
-        claims.value_at_seconds(gc, 45.0)
+    with pytest.raises(selection.Refused, match="20 s apart, more than 20%"):
+        measures.value_at_seconds(gc, 30.0)
+    with pytest.raises(selection.Refused, match="ends at 40 s"):
+        measures.value_at_seconds(gc, 45.0)
     ic = _curve([1000], [30.0], [25.0], role="ic")
-    with pytest.raises(claims.Refused, match="seed 0, GC's curve: the snapshots at steps 500"):
-        claims.same_budget(pd.concat([gc, ic]))
+    with pytest.raises(selection.Refused, match="seed 0, GC's curve: the snapshots at steps 500"):
+        measures.same_budget(pd.concat([gc, ic]))
 
 
 def test_log_auc_is_the_mean_of_the_log_metric_over_training():
     flat = pd.DataFrame({"step": [100, 200, 300], "value": [np.e, np.e, np.e]})
-    assert claims.log_auc(flat) == pytest.approx(1.0)
+    assert measures.log_auc(flat) == pytest.approx(1.0)
     falling = pd.DataFrame({"step": [300, 100, 200], "value": [1.0, np.e**2, np.e]})
-    assert claims.log_auc(falling) == pytest.approx(1.0)  # sorted by step: 2, 1, 0
+    assert measures.log_auc(falling) == pytest.approx(1.0)  # sorted by step: 2, 1, 0
 
 
 def test_convergence_compares_runs_that_stopped_at_different_steps_at_matched_steps():
     # GC stopped at step 200 (a wall-clock cap), IC ran on to 400 and got much lower there.
     gc = pd.DataFrame({"step": [100, 200], "value": [np.e**2, np.e]})
     ic = pd.DataFrame({"step": [100, 200, 300, 400], "value": [np.e**3, np.e**2, 1.0, 1.0]})
-    assert claims._log_auc_gap(gc, ic) == pytest.approx(-1.0)  # 1.5 − 2.5, on steps 100-200
+    assert measures.log_auc_gap(gc, ic) == pytest.approx(-1.0)  # 1.5 − 2.5, on steps 100-200
 
 
 def _run_rows(variant, coupling, seed, final, curve, seconds_per_step, **config):
@@ -495,7 +495,7 @@ def test_a_curve_at_the_floor_neither_makes_nor_unmakes_convergence():
     # The toy's metric at 300 samples has a floor of about 0.0018 (real vs real). GC is ahead
     # at the first three snapshots; at the last two both sit at the floor, where the log
     # ratio is large (+0.7) although the difference is sampling noise.
-    floor = claims.metric_floor("frechet_2d", 300)
+    floor = measures.metric_floor("frechet_2d", 300)
     assert 0.001 < floor < 0.003
     rows = []
     for seed in range(3):
@@ -514,7 +514,7 @@ def test_a_curve_at_the_floor_neither_makes_nor_unmakes_convergence():
     assert auc["verdict"] == "descriptive (no verdict)"
     assert auc["note"].startswith("2 of 5 snapshots have IC within 2x the floor")
     # No level of the speed measure lies within 2x the floor.
-    levels = claims.levels(claims.selection.headline_curves(claims.with_roles(frame), "toy2d"),
+    levels = measures.levels(selection.headline_curves(claims.with_roles(frame), "toy2d"),
                            "frechet_2d")  # fmt: skip
     assert len(levels) == 3 and min(levels) > 2 * floor
     snapshots = claims.per_snapshot(frame)
