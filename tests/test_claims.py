@@ -533,3 +533,21 @@ def test_a_small_effect_of_the_right_sign_far_from_the_papers_size_says_so():
     assert row["of paper"] == "0.034 (0.017 to 0.051)"  # our mean is 3% of the paper's
     assert row["paper in CI"] == "no"
     assert claims.effect_vs_paper(-1.4, 0.2, -1.47) == ("0.95 (0.82 to 1.1)", "yes")
+
+
+def test_table3s_budget_row_and_the_claim_are_one_computation():
+    digits = _default_shaped_study().query("dataset == 'digits8'")
+    claim = claims.claims(digits).set_index("claim").loc["GC beats IC at IC's wall-clock"]
+    assert claim["verdict"] != "refused" and claim["pairs"] == 3
+    row = report.same_wallclock_table(digits, digits).iloc[0]
+    assert row["pairs"] == claim["pairs"]
+    assert row[report.PAIRED_COLUMN] == report._fmt(claim["mean"], claim["ci95"])
+
+
+def test_the_report_figures_read_the_claims_curve_rows():
+    frame = _study()
+    online = frame[frame.kind == "curve"].assign(weights="online", value=lambda f: f.value * 9)
+    mixed = pd.concat([frame, online])
+    curve, _ = report.curve_frame(mixed, "digits8")
+    chosen = selection.headline_curves(selection.with_roles(mixed), "digits8")
+    assert set(curve.weights) == {"ema"} and len(curve) == len(chosen)
