@@ -129,8 +129,9 @@ def final_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict
     n = int(rows.n.max()) if not rows.empty else 0
 
     def row(claim, source, comparison, a, b, side, paper=None):
-        r = _row(claim, source, group, f"final {metric}: {comparison}", _diff(rows, a, b), side,
-                 paper)  # fmt: skip
+        r = _row(
+            claim, source, group, f"final {metric}: {comparison}", _diff(rows, a, b), side, paper
+        )
         return r | {"note": r.get("note") or measures.floor_note(metric, n, r["mean"])}
 
     if {"gc", "ic"} <= roles:
@@ -144,18 +145,43 @@ def final_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict
     for mu_role in sorted(r for r in roles if r.startswith("gc_mu")):
         mu = float(mu_role[5:])
         if mu == 1.0 and "gc" in roles:
-            yield row("mu = 1 (pure GC) degrades", "Table 3, mu sweep",
-                      "GC mu=1 − GC mu=0.5", mu_role, "gc", +1)  # fmt: skip
+            yield row(
+                "mu = 1 (pure GC) degrades",
+                "Table 3, mu sweep",
+                "GC mu=1 − GC mu=0.5",
+                mu_role,
+                "gc",
+                +1,
+            )
         elif 0.3 <= mu <= 0.7 and "ic" in roles:
-            yield row(f"GC mu = {mu:g} ends below IC (mu = 0)", "Table 3, mu sweep",
-                      f"GC mu={mu:g} − IC", mu_role, "ic", -1)  # fmt: skip
+            yield row(
+                f"GC mu = {mu:g} ends below IC (mu = 0)",
+                "Table 3, mu sweep",
+                f"GC mu={mu:g} − IC",
+                mu_role,
+                "ic",
+                -1,
+            )
     if {"gc", "gc_online"} <= roles:
-        yield row("the EMA endpoint beats the online one", "Table 3",
-                  "GC (EMA endpoint) − GC (online endpoint)", "gc", "gc_online", -1,
-                  _paper_diff(dataset, "gc", "gc_online"))  # fmt: skip
+        yield row(
+            "the EMA endpoint beats the online one",
+            "Table 3",
+            "GC (EMA endpoint) − GC (online endpoint)",
+            "gc",
+            "gc_online",
+            -1,
+            _paper_diff(dataset, "gc", "gc_online"),
+        )
     if {"gc", "gc_dropout"} <= roles:
-        yield row("dropout hurts GC", "Table 3", "GC with dropout − GC", "gc_dropout", "gc", +1,
-                  _paper_diff(dataset, "gc_dropout", "gc"))  # fmt: skip
+        yield row(
+            "dropout hurts GC",
+            "Table 3",
+            "GC with dropout − GC",
+            "gc_dropout",
+            "gc",
+            +1,
+            _paper_diff(dataset, "gc_dropout", "gc"),
+        )
 
 
 def ect_claims(frame: pd.DataFrame, dataset: str, group: str, setting: str) -> Iterator[dict]:

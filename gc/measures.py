@@ -164,8 +164,12 @@ def same_budget(curves: pd.DataFrame) -> pd.DataFrame:
         except Refused as why:
             refused.append(f"seed {seed}, GC's curve: {why}")
             continue
-        rows[seed] = {"ic": last["value"], "gc": value, "gc_step": step,
-                      "budget": last["train_seconds"]}  # fmt: skip
+        rows[seed] = {
+            "ic": last["value"],
+            "gc": value,
+            "gc_step": step,
+            "budget": last["train_seconds"],
+        }
     if refused:
         raise Refused("; ".join(refused))
     return pd.DataFrame.from_dict(rows, orient="index", columns=["ic", "gc", "gc_step", "budget"])

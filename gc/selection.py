@@ -174,6 +174,7 @@ def paired(rows: pd.DataFrame, a: str, b: str) -> pd.Series:
     differ = both[(extractors.loc[both, a] != extractors.loc[both, b]).to_numpy()]
     if len(differ):
         runs = rows[rows.seed.isin(differ) & rows.role.isin([a, b])].run
-        raise Refused(f"{a} and {b} were scored with different feature extractors "
-                      f"({run_names(runs)})")  # fmt: skip
+        raise Refused(
+            f"{a} and {b} were scored with different feature extractors ({run_names(runs)})"
+        )
     return values[a] - values[b]
