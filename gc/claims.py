@@ -407,6 +407,8 @@ def claims(frame: pd.DataFrame) -> pd.DataFrame:
     for group, g, refused in _groups(frame):
         for r, why in refused.items():
             out.append(_row(f"every claim on role {r}", "", group, "—", Refused(why), -1))
+        if g.empty:
+            continue
         dataset, setting = g["dataset"].iloc[0], g["setting"].iloc[0]
         if setting == ICT:
             out += [*final_claims(g, dataset, group), *curve_claims(g, dataset, group)]
@@ -471,6 +473,8 @@ def per_sigma(frame: pd.DataFrame) -> pd.DataFrame:
     no verdict (descriptive: the claim is the net row)."""
     out = []
     for group, g, _ in _groups(frame):
+        if g.empty:
+            continue
         if (g.setting != ICT).any():
             continue
         try:
@@ -502,6 +506,8 @@ def per_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
     difference below the metric's floor at the curve's sample count is flagged."""
     out = []
     for group, g, _ in _groups(frame):
+        if g.empty:
+            continue
         dataset = g["dataset"].iloc[0]
         curves = selection.headline_curves(g, dataset)
         if curves.empty:
@@ -534,6 +540,8 @@ def per_level(frame: pd.DataFrame) -> pd.DataFrame:
     first reach each level of IC's curve, paired over seeds (descriptive)."""
     out = []
     for group, g, _ in _groups(frame):
+        if g.empty:
+            continue
         curves = selection.headline_curves(g, g["dataset"].iloc[0])
         if curves.empty or not {"gc", "ic"} <= set(curves.role):
             continue

@@ -551,3 +551,12 @@ def test_the_report_figures_read_the_claims_curve_rows():
     curve, _ = report.curve_frame(mixed, "digits8")
     chosen = selection.headline_curves(selection.with_roles(mixed), "digits8")
     assert set(curve.weights) == {"ema"} and len(curve) == len(chosen)
+
+
+def test_a_group_whose_every_role_repeats_is_refused_not_an_error():
+    frame = _study()
+    frame = frame[frame.variant == "gc"]
+    twice = pd.concat([frame, frame.assign(run=lambda f: "again/" + f.run)])
+    table = claims.claims(twice)
+    assert table["claim"].tolist() == ["every claim on role gc"]
+    assert claims.per_snapshot(twice).empty and claims.per_level(twice).empty
