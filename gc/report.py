@@ -160,9 +160,6 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.4g}" if math.isnan(half) else f"{mean:.4g} ± {half:.2g}"
 
 
-_final_rows = selection.finals
-
-
 def _names(runs: Iterable[str]) -> str:
     """Runs as experiment/variant/s<seed>, sorted: where a refused cell points the reader."""
     return ", ".join(sorted({str(layout.parse_run_dir(r)[1]) for r in runs}))
@@ -228,11 +225,11 @@ def summary_table(
         dataset = group["dataset"].dropna().iloc[0] if group["dataset"].notna().any() else ""
         metric, mode = primary(dataset)
         expected = sorted(group["seed"].unique())
-        table_rows = _final_rows(
+        table_rows = selection.finals(
             frame[frame.experiment == experiment], metric, mode, steps, weights
         )
         n = table_rows["n"].max()
-        sel = _final_rows(group, metric, mode, steps, weights)
+        sel = selection.finals(group, metric, mode, steps, weights)
         per_seed, refused = _per_seed_at(sel, n)
         mean, half = mean_ci(per_seed)
         role = group["role"].dropna().iloc[0] if group["role"].notna().any() else ""
@@ -244,7 +241,7 @@ def summary_table(
         paired, paired_refused = pd.Series(dtype=float), ""
         if role and role not in ("ic", "denoiser") and not per_seed.empty:  # no IC arm
             budget = group["group"].dropna().iloc[0]
-            base = _final_rows(pool, metric, mode, steps, weights)
+            base = selection.finals(pool, metric, mode, steps, weights)
             base = base[(base.role == "ic") & (base.group == budget) & (base.n == n)]
             try:  # selection's rule: IC once per seed, and the pair on one feature extractor
                 paired = selection.paired(pd.concat([sel[sel.n == n], base]), role, "ic")
@@ -360,7 +357,7 @@ def _kid_is_columns(group, dataset, role, setting, steps, weights, n) -> dict:
         ("KID×10²", "kid", "clean", 100, "kid_x100"),
         ("IS", "inception_score", "", 1, "inception_score"),
     ):
-        sel = _final_rows(group, metric, mode, steps, weights)
+        sel = selection.finals(group, metric, mode, steps, weights)
         per_seed, refused = _per_seed_at(sel, n)
         out[name] = refused or _fmt(*[v * scale for v in mean_ci(per_seed)])
         value = published.paper_value(dataset, role, setting, paper)
@@ -516,7 +513,7 @@ def mu_sweep_frame(frame: pd.DataFrame, sweep: list[str]) -> tuple[pd.DataFrame,
     metric, mode = primary(dataset)
     # The sweep's pairing groups (dataset, budget): IC and GC mu = 0.5 of another budget stay out.
     groups = set(frame.loc[frame.experiment.isin(sweep), "group"].dropna())
-    rows = _final_rows(frame[frame.group.isin(groups)], metric, mode, 1, "ema")
+    rows = selection.finals(frame[frame.group.isin(groups)], metric, mode, 1, "ema")
     n = rows.loc[rows.experiment.isin(sweep), "n"].max()
     rows = rows[rows.n == n]
     gc = rows[(rows.coupling == "gc") & (rows.endpoint == "ema") & (rows.max_dropout == 0)]
