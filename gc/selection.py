@@ -14,6 +14,7 @@ import math
 
 import pandas as pd
 
+from . import layout
 from .paper import ECT_LONG, ECT_SHORT, EDM_PRETRAINING, ICT, primary
 from .recipes import ECT_ENDPOINT, ECT_MU
 
@@ -85,9 +86,17 @@ def with_roles(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _run_name(run: str) -> str:
+    """A run as experiment/variant/s<seed> where it is a run directory of a study's layout."""
+    try:
+        return str(layout.parse_run_dir(run)[1])
+    except ValueError:  # not under OUTDIR/runs/ (a frame built by hand): as given
+        return str(run)
+
+
 def run_names(runs) -> str:
     """Runs named for a reader, sorted and deduplicated."""
-    return ", ".join(sorted({str(r) for r in runs}))
+    return ", ".join(sorted({_run_name(r) for r in runs}))
 
 
 def repeated_roles(frame: pd.DataFrame) -> dict[str, str]:

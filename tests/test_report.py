@@ -462,3 +462,10 @@ def test_a_one_seed_band_is_a_line_labelled_as_one_seed(tmp_path):
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["gc (one seed)"]
     assert not ax.collections  # no fill_between
     _plt().close(fig)
+
+
+def test_refusals_name_runs_by_experiment_variant_and_seed(tmp_path):
+    from gcbench import selection
+
+    run = str(tmp_path / "out" / "runs" / "digits8" / "gc" / "s2")
+    assert selection.run_names([run, "by/hand"]) == "by/hand, digits8/gc/s2"
