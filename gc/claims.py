@@ -266,7 +266,8 @@ def curve_claims(
         "reached",
         speed,
         -1,
-        note="levels a run never reached are left out" + floor_text,
+        note="levels a run never reached are left out; a run at a level by its first snapshot "
+        "counts that snapshot (an upper bound)" + floor_text,
     )
     yield _row(
         f"{gc} below {ic} over training (mean log {metric})",
