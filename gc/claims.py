@@ -14,7 +14,13 @@ Runs are given roles from their own resolved config, never from their names: `ic
 `gc_dropout` and `gc_mu<mu>`. In the ECT setting (Table 2) `gc` is mu = 0.3 with ECT's default
 endpoint network, `gc_online` / `gc_ema` the other one, and `denoiser` the EDM pretraining run
 they start from. Each setting (iCT; ECT short; ECT long; EDM pretraining) is tested only on the
-claims the paper makes for it.
+claims the paper makes for it. Which rows each claim reads is `selection`'s rule.
+
+What each row measures (`measures`): "same budget" interpolates GC's curve at IC's training
+seconds (`same_budget`); "converges faster" counts the steps each coupling needs to first reach
+fixed levels of IC's curve (`reach_levels`), with the mean log metric over training as a
+secondary row; the transport cost is judged net of what the consistency preconditioning forces
+(`transport_claims`); every difference is also set against the paper's (`effect_vs_paper`).
 """
 
 from __future__ import annotations
@@ -25,162 +31,55 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from . import measures, selection, stats
 from . import paper as published
-from . import stats
-from .paper import ECT_LONG, ECT_SHORT, EDM_PRETRAINING, ICT, primary
+from .paper import ECT_LONG, ECT_SHORT, ICT, primary
 from .recipes import ECT_ENDPOINT, ECT_MU
+from .selection import Refused, with_roles
 from .stats import mean_ci
 
 VERDICT_RULE = (
     "each row's two-sided paired t-test (`p`, unadjusted) is adjusted by Holm's step-down method "
     "over the family (`p (Holm)`); **reproduced** when the adjusted p is at most 0.05 and the "
     "mean lies on the paper's side, **contradicted** when it is at most 0.05 and the mean lies on "
-    "the other side, **inconclusive** otherwise or with fewer than 2 pairs (untested); **not a "
-    "paper claim**: a difference the paper does not state, reported without a verdict and "
-    "outside the family"
+    "the other side, **inconclusive** otherwise or with fewer than 2 pairs (untested); "
+    "**deterministic**: every pair gives the same difference (zero spread), so no test applies "
+    "and no verdict is given (outside the family); **refused**: the rows may not be compared "
+    "(the note names the runs and why); **descriptive**: a paper claim reported beside the row "
+    "that carries its verdict, or a secondary measure, outside the family; **not a paper "
+    "claim**: a difference the paper does not state, reported without a verdict and outside "
+    "the family"
 )
 NOT_A_CLAIM = "not a paper claim"
+REFUSED = "refused"
+DESCRIPTIVE = "descriptive (no verdict)"
 
 
-# ---- roles and pairs -------------------------------------------------------------------------
+# ---- rows --------------------------------------------------------------------------------------
 
 
-def role(run: pd.Series) -> str:
-    """What a run is, from its resolved config."""
-    objective = run.get("objective", "ict")
-    if objective == "edm":
-        return "denoiser"  # the pretrained starting point of ECT
-    if run["coupling"] != "gc":
-        return str(run["coupling"])
-    if objective == "ect":  # ECT-GC: mu = 0.3, dropout kept, ECT_ENDPOINT (Table 2)
-        if run["endpoint"] != ECT_ENDPOINT:
-            return f"gc_{run['endpoint']}"
-        return "gc" if math.isclose(run["mu"], ECT_MU) else f"gc_mu{run['mu']:g}"
-    if run["endpoint"] == "online":
-        return "gc_online"
-    if run["max_dropout"] > 0:
-        return "gc_dropout"
-    if not math.isclose(run["mu"], 0.5):
-        return f"gc_mu{run['mu']:g}"
-    return "gc"
-
-
-def setting_name(run: pd.Series) -> str:
-    """The training setting: iCT (Tables 1 and 3), ECT short (stages never advance) or long
-    (Table 2), or EDM pretraining (the denoiser ECT starts from)."""
-    objective = run.get("objective", "ict")
-    if objective == "ect":
-        return ECT_SHORT if run.get("ect_stage_steps", 0) == 0 else ECT_LONG
-    return EDM_PRETRAINING if objective == "edm" else ICT
-
-
-def setting(run: pd.Series) -> str:
-    """The setting as the head of a run's pairing group: "" for iCT, else e.g. "ECT short, "."""
-    name = setting_name(run)
-    return "" if name == ICT else name + ", "
-
-
-def with_roles(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of runs whose config is known, with their role, setting (setting_name) and pairing
-    group (dataset, setting and training budget: runs of another length or batch never pair)."""
-    known = frame.dropna(subset=["coupling"])
-    if known.empty:  # no run of the study has started yet
-        empty = pd.Series(dtype=str)
-        return known.assign(role=empty, setting=empty, group=empty)
-    runs = known.drop_duplicates("run").set_index("run")
-    roles = runs.apply(role, axis=1)
-    settings = runs.apply(setting_name, axis=1)
-    group = runs["dataset"] + " " + runs.apply(setting, axis=1)
-    if "ect_q" in runs:  # ECT runs of another q never pair
-        ect = runs.get("objective", pd.Series("ict", index=runs.index)) == "ect"
-        group = group.where(~ect, group + "q=" + runs["ect_q"].map("{:g}".format) + ", ")
-    if "max_train_seconds" in runs:  # a wall-clock cap is a budget of its own (ECT short)
-        cap = runs["max_train_seconds"].fillna(0)
-        group = group.where(cap <= 0, group + cap.map("{:g} s cap, ".format))
-    group += runs["total_steps"].astype(int).astype(str) + " steps"
-    group += ", batch " + runs["batch_size"].astype(int).astype(str)
-    return known.assign(
-        role=known["run"].map(roles),
-        setting=known["run"].map(settings),
-        group=known["run"].map(group),
-    )
-
-
-def per_seed(rows: pd.DataFrame, value: str = "value") -> pd.DataFrame:
-    """One value per role x seed: the first experiment's run where a role repeats."""
-    return rows.drop_duplicates(["role", "seed"]).pivot(index="seed", columns="role", values=value)
-
-
-def final_values(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Final headline metric (1-step, EMA, largest n) per seed x role."""
-    metric, mode = primary(dataset)
-    sel = frame[
-        (frame.kind == "final")
-        & (frame.metric == metric)
-        & (frame["mode"] == mode)
-        & (frame.steps == 1)
-        & (frame.weights == "ema")
-    ]
-    return per_seed(sel[sel.n == sel.n.max()]) if not sel.empty else pd.DataFrame()
-
-
-def curve_values(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Convergence-curve rows of the headline metric (one n, 1-step, EMA)."""
-    metric, mode = primary(dataset)
-    sel = frame[(frame.kind == "curve") & (frame.metric == metric) & (frame["mode"] == mode)]
-    return sel[sel.n == sel.n.max()] if not sel.empty else sel
-
-
-def log_auc(curve: pd.DataFrame) -> float:
-    """Mean of log(metric) over training, trapezoidal in the fraction of training done."""
-    curve = curve.sort_values("step")
-    x = curve["step"].to_numpy(float) / curve["step"].max()
-    y = np.log(curve["value"].to_numpy(float))
-    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if len(x) > 1 else math.nan
-
-
-def _log_auc_gap(gc: pd.DataFrame, ic: pd.DataFrame) -> float:
-    """log_auc(GC) − log_auc(IC) over the snapshots both runs have: runs that stopped at
-    different steps (ECT short's wall-clock cap) are compared at matched iterations."""
-    common = set(gc["step"]) & set(ic["step"])
-    return log_auc(gc[gc["step"].isin(common)]) - log_auc(ic[ic["step"].isin(common)])
-
-
-def unpaired_gpus(a: pd.DataFrame, b: pd.DataFrame, wallclock: bool = False) -> dict[int, str]:
-    """The seeds whose runs in `a` and `b` trained on different GPUs (model or count), each
-    with the refusal naming both. A second on one GPU is not a second on another, so wall-clock
-    comparisons (`wallclock`) and wall-clock budgets (max_train_seconds: ECT short's hour)
-    never pair across them. Runs that recorded no GPU are not refused."""
-    capped = [r for r in (a, b) if "max_train_seconds" in r]
-    if not wallclock and not any((r["max_train_seconds"].fillna(0) > 0).any() for r in capped):
-        return {}
-
-    def gpus(rows: pd.DataFrame) -> dict[int, tuple[str, str]]:
-        rows = rows.dropna(subset=["gpu"]) if "gpu" in rows else rows.iloc[:0]
-        return {int(r.seed): (r.variant, f"{r.gpu_count:g} × {r.gpu}") for r in rows.itertuples()}
-
-    ga, gb = gpus(a), gpus(b)
-    return {
-        s: f"seed {s} not paired: {ga[s][0]} on {ga[s][1]}, {gb[s][0]} on {gb[s][1]}"
-        for s in sorted(ga.keys() & gb.keys())
-        if ga[s][1] != gb[s][1]
-    }
-
-
-def nearest_in_time(curve: pd.DataFrame, seconds: float) -> pd.Series:
-    """The snapshot whose cumulative training seconds are nearest to `seconds`."""
-    curve = curve.dropna(subset=["train_seconds"])
-    return curve.loc[(curve["train_seconds"] - seconds).abs().idxmin()]
-
-
-# ---- claims ----------------------------------------------------------------------------------
+def effect_vs_paper(mean: float, half: float, paper: float | None) -> tuple[str, str]:
+    """Our difference as a fraction of the paper's, with its 95% interval, and whether the
+    paper's difference lies inside our interval ("" where the paper gives none)."""
+    if paper is None or paper == 0 or math.isnan(mean):
+        return "", ""
+    if math.isnan(half):
+        return f"{mean / paper:.2g}", ""
+    lo, hi = sorted(((mean - half) / paper, (mean + half) / paper))
+    inside = "yes" if abs(paper - mean) <= half else "no"
+    return f"{mean / paper:.2g} ({lo:.2g} to {hi:.2g})", inside
 
 
 def _row(claim, source, group, comparison, diffs, paper_sign, paper=None, threshold=0.0, **kw):
     """One claim's row, tested alone; `claims` adjusts its p over the family and gives the
-    verdict (rows passed a verdict, e.g. NOT_A_CLAIM, keep it and stay out of the family)."""
+    verdict (rows passed a verdict, e.g. NOT_A_CLAIM, keep it and stay out of the family).
+    `diffs` a Refused: the row is refused with its reason."""
+    if isinstance(diffs, Refused):
+        kw |= {"verdict": REFUSED, "note": str(diffs)}
+        diffs = []
     diffs = pd.Series(diffs, dtype=float).dropna()
     mean, half, p = (float(v) for v in stats.paired_t(diffs.to_numpy(), threshold))
+    fraction, inside = effect_vs_paper(mean, half, paper)
     return {
         "claim": claim,
         "source": source,
@@ -191,6 +90,8 @@ def _row(claim, source, group, comparison, diffs, paper_sign, paper=None, thresh
         "measured": _fmt(mean, half),
         "pairs": len(diffs),
         "paper": "" if paper is None else f"{paper:+.3g}",
+        "of paper": fraction,
+        "paper in CI": inside,
         "p": p,
         "paper_sign": paper_sign,
         "threshold": threshold,
@@ -210,73 +111,74 @@ def _paper_diff(dataset: str, a: str, b: str, setting: str = ICT) -> float | Non
     return None if fid_a is None or fid_b is None else round(fid_a - fid_b, 2)
 
 
+def _diff(rows: pd.DataFrame, a: str, b: str) -> pd.Series | Refused:
+    """a − b per seed, or why the pair may not be compared (the row is then refused)."""
+    try:
+        return selection.paired(rows, a, b)
+    except Refused as why:
+        return why
+
+
+# ---- claims ------------------------------------------------------------------------------------
+
+
 def final_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict]:
     """The iCT setting's claims on final values (Tables 1 and 3)."""
-    values = final_values(frame, dataset)
-    metric = primary(dataset)[0]
+    rows = selection.headline_finals(frame, dataset)
+    metric, roles = primary(dataset)[0], set(rows.role)
+    n = int(rows.n.max()) if not rows.empty else 0
 
-    def has(*roles: str) -> bool:
-        return all(r in values for r in roles)
-
-    if has("gc", "ic"):
-        yield _row(
-            "GC ends below IC",
-            "Table 1",
-            group,
-            f"final {metric}: GC − IC",
-            values["gc"] - values["ic"],
-            -1,
-            _paper_diff(dataset, "gc", "ic"),
+    def row(claim, source, comparison, a, b, side, paper=None):
+        r = _row(
+            claim, source, group, f"final {metric}: {comparison}", _diff(rows, a, b), side, paper
         )
-    if has("gc", "ot"):
+        return r | {"note": r.get("note") or measures.floor_note(metric, n, r["mean"])}
+
+    if {"gc", "ic"} <= roles:
+        paper = _paper_diff(dataset, "gc", "ic")
+        yield row("GC ends below IC", "Table 1", "GC − IC", "gc", "ic", -1, paper)
+    if {"gc", "ot"} <= roles:
         paper = _paper_diff(dataset, "gc", "ot")
         side = 1 if paper is not None and paper > 0 else -1  # LSUN: the paper has OT ahead
-        yield _row(
-            "GC ends below batch OT" if side < 0 else "batch OT ends below GC",
-            "Table 1",
-            group,
-            f"final {metric}: GC − OT",
-            values["gc"] - values["ot"],
-            side,
-            paper,
-        )
-    for mu_role in sorted(r for r in values if r.startswith("gc_mu")):
+        claim = "GC ends below batch OT" if side < 0 else "batch OT ends below GC"
+        yield row(claim, "Table 1", "GC − OT", "gc", "ot", side, paper)
+    for mu_role in sorted(r for r in roles if r.startswith("gc_mu")):
         mu = float(mu_role[5:])
-        if mu == 1.0 and has("gc"):
-            yield _row(
+        if mu == 1.0 and "gc" in roles:
+            yield row(
                 "mu = 1 (pure GC) degrades",
                 "Table 3, mu sweep",
-                group,
-                f"final {metric}: GC mu=1 − GC mu=0.5",
-                values[mu_role] - values["gc"],
+                "GC mu=1 − GC mu=0.5",
+                mu_role,
+                "gc",
                 +1,
             )
-        elif 0.3 <= mu <= 0.7 and has("ic"):
-            yield _row(
+        elif 0.3 <= mu <= 0.7 and "ic" in roles:
+            yield row(
                 f"GC mu = {mu:g} ends below IC (mu = 0)",
                 "Table 3, mu sweep",
-                group,
-                f"final {metric}: GC mu={mu:g} − IC",
-                values[mu_role] - values["ic"],
+                f"GC mu={mu:g} − IC",
+                mu_role,
+                "ic",
                 -1,
             )
-    if has("gc", "gc_online"):
-        yield _row(
+    if {"gc", "gc_online"} <= roles:
+        yield row(
             "the EMA endpoint beats the online one",
             "Table 3",
-            group,
-            f"final {metric}: GC (EMA endpoint) − GC (online endpoint)",
-            values["gc"] - values["gc_online"],
+            "GC (EMA endpoint) − GC (online endpoint)",
+            "gc",
+            "gc_online",
             -1,
             _paper_diff(dataset, "gc", "gc_online"),
         )
-    if has("gc", "gc_dropout"):
-        yield _row(
+    if {"gc", "gc_dropout"} <= roles:
+        yield row(
             "dropout hurts GC",
             "Table 3",
-            group,
-            f"final {metric}: GC with dropout − GC",
-            values["gc_dropout"] - values["gc"],
+            "GC with dropout − GC",
+            "gc_dropout",
+            "gc",
             +1,
             _paper_diff(dataset, "gc_dropout", "gc"),
         )
@@ -286,31 +188,22 @@ def ect_claims(frame: pd.DataFrame, dataset: str, group: str, setting: str) -> I
     """The ECT setting's claims on final values (Table 2, short or long run): GC ahead of IC,
     and, where both GC endpoint networks ran, their difference (the paper does not say which
     network ECT-GC used, so that row gets no verdict)."""
-    values = final_values(frame, dataset)
-    metric = primary(dataset)[0]
+    rows = selection.headline_finals(frame, dataset)
+    metric, roles = primary(dataset)[0], set(rows.role)
     source = published.paper_source(dataset, "gc", setting) or "Table 2"
-
-    def paired(a: str, b: str) -> tuple[pd.Series, str]:
-        # A wall-clock budget (ECT short's hour) pairs two arms only on the same GPUs.
-        refused = unpaired_gpus(frame[frame.role == a], frame[frame.role == b])
-        diffs = (values[a] - values[b]).drop(list(refused), errors="ignore")
-        return diffs, "; ".join(refused.values())
-
-    if {"gc", "ic"} <= set(values):
-        diffs, refused = paired("gc", "ic")
+    if {"gc", "ic"} <= roles:
         yield _row(
             "ECT-GC ends below ECT-IC",
             source,
             group,
             f"final {metric}: ECT-GC (mu = {ECT_MU:g}) − ECT-IC",
-            diffs,
+            _diff(rows, "gc", "ic"),
             -1,
             _paper_diff(dataset, "gc", "ic", setting),
-            note=refused,
         )
-    others = sorted(r for r in values if r in ("gc_online", "gc_ema"))
-    for other in others if "gc" in values else []:
-        (diffs, refused), endpoint = paired("gc", other), other.removeprefix("gc_")
+    others = sorted(r for r in roles if r in ("gc_online", "gc_ema"))
+    for other in others if "gc" in roles else []:
+        diffs, endpoint = _diff(rows, "gc", other), other.removeprefix("gc_")
         yield _row(
             f"ECT-GC's endpoint network: {ECT_ENDPOINT} vs {endpoint}",
             "not in the paper (it does not say which network predicts ECT-GC's endpoint)",
@@ -320,13 +213,15 @@ def ect_claims(frame: pd.DataFrame, dataset: str, group: str, setting: str) -> I
             diffs,
             -1,
             verdict=NOT_A_CLAIM,
-            note="; ".join(filter(None, [_sign_note(diffs, ECT_ENDPOINT, endpoint), refused])),
+            note=_sign_note(diffs, ECT_ENDPOINT, endpoint),
         )
 
 
-def _sign_note(diffs: pd.Series, a: str, b: str) -> str:
+def _sign_note(diffs: pd.Series | Refused, a: str, b: str) -> str:
     """Which side of zero the paired 95% interval of (a − b) lies on, for rows without a
     verdict (unadjusted: such rows are outside the family)."""
+    if isinstance(diffs, Refused):
+        return str(diffs)
     mean, half = mean_ci(diffs)
     if mean + half < 0:
         return f"the {a} endpoint ends lower (whole 95% interval below 0, unadjusted)"
@@ -338,102 +233,155 @@ def _sign_note(diffs: pd.Series, a: str, b: str) -> str:
 def curve_claims(
     frame: pd.DataFrame, dataset: str, group: str, setting: str = ICT
 ) -> Iterator[dict]:
-    """Convergence: GC below IC over training; in iCT also at IC's wall-clock (Table 3). ECT
-    has no wall-clock claim: the paper's ECT runs are budgets, each arm its own."""
-    curves = curve_values(frame, dataset)
+    """Convergence: GC reaches IC's levels in fewer steps (the claim), its mean log metric
+    over training (secondary); in iCT also GC at IC's training budget (Table 3). ECT has no
+    budget claim: the paper's ECT runs are budgets, each arm its own."""
+    curves = selection.headline_curves(frame, dataset)
     if curves.empty or not {"gc", "ic"} <= set(curves.role):
         return
     metric, n = primary(dataset)[0], int(curves.n.max())
-    by_run = {key: g for key, g in curves.groupby(["role", "seed"])}
-    seeds = sorted({s for (r, s) in by_run if r == "gc"} & {s for (r, s) in by_run if r == "ic"})
-    auc = {s: _log_auc_gap(by_run["gc", s], by_run["ic", s]) for s in seeds}
-    if setting != ICT:
-        yield _row(
-            "ECT-GC converges faster: below ECT-IC at matched iterations",
-            "Table 2 (GC ahead after the short and the long run; the paper shows no ECT curves)",
-            group,
-            f"mean log {metric} over training (curve, n={n}): ECT-GC − ECT-IC",
-            auc,
-            -1,
-        )
-        return
+    gc, ic = ("ECT-GC", "ECT-IC") if setting != ICT else ("GC", "IC")
+    source = "Table 2 (GC ahead after the short and the long run; the paper shows no ECT curves)"
+    if setting == ICT:
+        source = "Table 3, mu sweep; convergence curves"
+    try:
+        reach, auc = measures.reach_levels(curves, metric), measures.auc_gaps(curves)
+    except Refused as why:
+        reach = auc = why
+    if isinstance(reach, Refused) or reach.empty:
+        speed, stated = (reach if isinstance(reach, Refused) else []), "no level of IC's curve"
+    else:
+        ratio = np.log(reach["steps_gc"] / reach["steps_ic"])
+        speed = ratio.groupby(reach["seed"]).mean()
+        stated = ", ".join(f"{v:.3g}" for v in reach["level"].unique())
+    floor = measures.metric_floor(metric, n)
+    fractions = ", ".join(f"{f:.0%}" for f in measures.LEVEL_FRACTIONS)
+    floor_text = "" if floor is None else f"; the floor at n={n} is about {floor:.2g}"
     yield _row(
-        "GC converges faster: below IC at matched iterations",
-        "Table 3, mu sweep; convergence curves",
+        f"{gc} converges faster: fewer steps to reach {ic}'s levels",
+        source,
         group,
-        f"mean log {metric} over training (curve, n={n}): GC − IC",
+        f"log(steps {gc} / steps {ic}) to first reach each of the levels {stated} of {metric} "
+        f"(curve, n={n}; at {fractions} of {ic}'s mean log drop), averaged over the levels both "
+        "reached",
+        speed,
+        -1,
+        note="levels a run never reached are left out; a run at a level by its first snapshot "
+        "counts that snapshot (an upper bound)" + floor_text,
+    )
+    yield _row(
+        f"{gc} below {ic} over training (mean log {metric})",
+        source,
+        group,
+        f"mean log {metric} over training (curve, n={n}): {gc} − {ic}; secondary: weighs "
+        "every snapshot alike in log, so snapshots near the metric's floor count as much as "
+        "early ones",
         auc,
         -1,
+        verdict=DESCRIPTIVE,
+        note=measures.floor_snapshots(curves, metric),
     )
-    at_ic_time = same_wallclock(curves)
+    if setting != ICT:
+        return
     paper = published.SAME_WALLCLOCK_FID.get(dataset)
+    try:
+        at_budget = measures.same_budget(curves)
+        diffs = at_budget["gc"] - at_budget["ic"]
+    except Refused as why:
+        diffs = why
     yield _row(
         "GC beats IC at IC's wall-clock",
         "Table 3 (same wall-clock as IC)",
         group,
-        f"{metric} (curve, n={n}): GC at its snapshot nearest IC's training seconds − IC final",
-        at_ic_time["gc"] - at_ic_time["ic"],
+        f"{metric} (curve, n={n}): GC at IC's training seconds (log metric interpolated in "
+        f"time between GC's two bracketing snapshots, refused if over {measures.MAX_BRACKET:.0%} "
+        "of the budget apart) − IC's last snapshot",
+        diffs,
         -1,
         None if paper is None else round(paper - published.FID[dataset]["ic"], 2),
-        note="; ".join(at_ic_time["refused"].dropna()),
+        note=measures.BUDGET_NOTE,
     )
 
 
-def same_wallclock(curves: pd.DataFrame) -> pd.DataFrame:
-    """Per seed: IC's final curve value and GC's value at its snapshot nearest to IC's total
-    training seconds (Table 3's "same wall-clock as IC", without a shorter run whose compressed
-    curriculum would make it another experiment)."""
-    rows = {}
-    for seed, g in curves.groupby("seed"):
-        ic, gc = g[g.role == "ic"], g[g.role == "gc"]
-        if ic.empty or gc.empty:
-            continue
-        if refused := unpaired_gpus(ic, gc, wallclock=True):
-            rows[seed] = {"refused": refused[int(seed)]}
-            continue
-        last = ic.sort_values("step").iloc[-1]
-        if pd.notna(last["train_seconds"]) and gc["train_seconds"].notna().any():
-            at = nearest_in_time(gc, last["train_seconds"])
-            rows[seed] = {"ic": last["value"], "gc": at["value"], "gc_step": at["step"]}
-    columns = ["ic", "gc", "gc_step", "refused"]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+def _network_matters(rows: pd.DataFrame) -> float:
+    """The sigma from which the network's term c_out·F has at least the scale of the skip
+    term c_skip·(x + σz): σ ≥ σ_min + σ_data (below it the preconditioning forces the
+    endpoint towards the noisy input; at σ_min, exactly)."""
+    sigma_min = rows["sigma_min"].max() if "sigma_min" in rows else 0.002
+    sigma_data = rows["sigma_data"].max() if "sigma_data" in rows else 0.5
+    sigma_min = 0.002 if pd.isna(sigma_min) else sigma_min
+    return float(sigma_min + (0.5 if pd.isna(sigma_data) else sigma_data))
 
 
-def _transport_gaps(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
-    """Per other coupling (IC, OT): GC's E‖e − z‖² minus its, per seed and sigma, from the GC
-    runs' transport evaluations (the same data points and noise for each coupling)."""
+def _transport_costs(frame: pd.DataFrame) -> pd.DataFrame:
+    """E‖e − z‖² per seed x sigma (rows) and coupling (columns ic, ot, gc, forced) from the GC
+    runs' transport evaluations; the data points and noise are drawn per training seed and
+    shared by the couplings of that seed (`evaluate.transport_cost`)."""
     rows = frame[(frame.kind == "transport") & (frame.role == "gc")]
     if rows.empty:
-        return
+        return pd.DataFrame()
+    selection.one_run_per_role(rows)
     cost = rows.pivot_table(index=["seed", "sigma"], columns="metric", values="value")
-    for other in ("ic", "ot"):
-        if f"transport_{other}" in cost:
-            gap = cost["transport_gc"] - cost[f"transport_{other}"]
-            yield other, gap.rename("diff").reset_index()
+    return cost.rename(columns=lambda m: m.removeprefix("transport_"))
 
 
 def transport_claims(frame: pd.DataFrame, group: str) -> Iterator[dict]:
-    for other, diff in _transport_gaps(frame):
-        # Descriptive: how many per-sigma intervals (unadjusted) lie below 0. The sigmas share
-        # runs and data, so the count is no evidence beyond the row's own test.
-        bounds = diff.groupby("sigma")["diff"].apply(lambda d: sum(mean_ci(d)))
-        lower = int((bounds < 0).sum())
+    """Fig. 3: the claim is GC's transport cost below what the preconditioning alone gives
+    (network output 0), at the sigmas where the network's output matters; GC − IC and GC − OT
+    over every sigma are reported beside it, with the part the preconditioning forces."""
+    try:
+        cost = _transport_costs(frame)
+    except Refused as why:
+        yield _row("transport cost E‖e − z‖² is lower under GC", "Fig. 3", group, "—", why, -1)
+        return
+    if cost.empty or "gc" not in cost:
+        return
+    sigma = cost.index.get_level_values("sigma")
+    start = _network_matters(frame[frame.kind == "transport"])
+    matters = sigma >= start
+    if "forced" in cost and matters.any():
+        net = (cost["gc"] - cost["forced"])[matters]
+        yield _row(
+            "GC's endpoints lower the transport cost beyond what the preconditioning forces",
+            "Fig. 3",
+            group,
+            f"mean over the {len(set(sigma[matters]))} sigmas ≥ σ_min + σ_data = {start:.3g} "
+            "(where the network's term is at least the skip term's scale) of E‖e − z‖²: GC − "
+            "the preconditioning alone (network output 0, e = c_skip·(x + σz))",
+            net.groupby("seed").mean(),
+            -1,
+        )
+    for other in ("ic", "ot"):
+        if other not in cost:
+            continue
+        gap = cost["gc"] - cost[other]
+        bounds = gap.groupby("sigma").apply(lambda d: sum(mean_ci(d)))
+        note = f"95% interval below 0 (unadjusted) at {int((bounds < 0).sum())} of {len(bounds)}"
+        note += " sigmas; "
+        if "forced" in cost:
+            forced = (cost["forced"] - cost[other]).groupby("seed").mean().mean()
+            note += f"the preconditioning alone gives {forced:+.3g} of it (same sigmas)"
+        else:
+            note += "no preconditioning baseline in these evaluations (re-run the evaluation)"
         yield _row(
             f"transport cost E‖e − z‖² is lower under GC than under {other.upper()}",
             "Fig. 3",
             group,
-            f"mean over {len(bounds)} sigmas of E‖e − z‖²: GC − {other.upper()}",
-            diff.groupby("seed")["diff"].mean(),
+            f"mean over {len(bounds)} sigmas of E‖e − z‖²: GC − {other.upper()} (partly forced "
+            "by the preconditioning; the verdict is the row net of it)",
+            gap.groupby("seed").mean(),
             -1,
-            note=f"95% interval below 0 (unadjusted) at {lower} of {len(bounds)} sigmas",
+            verdict=DESCRIPTIVE,
+            note=note,
         )
 
 
 def overhead_claims(frame: pd.DataFrame, group: str) -> Iterator[dict]:
-    times = frame[(frame.kind == "train") & (frame.metric == "step_time")]
-    medians = per_seed(times.groupby(["role", "seed"], as_index=False)["value"].median())
-    if not {"gc", "ic"} <= set(medians):
+    times = selection.step_times(frame)
+    medians = times.groupby(["role", "seed"], as_index=False)["value"].median()
+    if not {"gc", "ic"} <= set(medians.role):
         return
+    medians = medians.pivot(index="seed", columns="role", values="value")
     yield _row(
         f"GC costs at most about +{published.STEP_OVERHEAD:.0%} per step",
         "Table 3 (same wall-clock as IC: about +20% per step)",
@@ -446,11 +394,22 @@ def overhead_claims(frame: pd.DataFrame, group: str) -> Iterator[dict]:
     )
 
 
+def _groups(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, dict[str, str]]]:
+    """Each pairing group's rows, less the roles refused for repeating (and why)."""
+    frame = with_roles(frame)
+    for group, g in frame.groupby("group", sort=False):
+        refused = selection.repeated_roles(g)
+        yield str(group), g[~g.role.isin(refused)], refused
+
+
 def claims(frame: pd.DataFrame) -> pd.DataFrame:
     """Every claim the study's runs can test, one row each."""
-    frame = with_roles(frame)
     out = []
-    for group, g in frame.groupby("group", sort=False):
+    for group, g, refused in _groups(frame):
+        for r, why in refused.items():
+            out.append(_row(f"every claim on role {r}", "", group, "—", Refused(why), -1))
+        if g.empty:
+            continue
         dataset, setting = g["dataset"].iloc[0], g["setting"].iloc[0]
         if setting == ICT:
             out += [*final_claims(g, dataset, group), *curve_claims(g, dataset, group)]
@@ -465,22 +424,24 @@ def claims(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 COLUMNS = ["claim", "source", "setting", "comparison", "measured", "pairs", "paper"]
-COLUMNS += ["p", "p_holm", "verdict", "mean", "ci95", "note"]
+COLUMNS += ["of paper", "paper in CI", "p", "p_holm", "verdict", "mean", "ci95", "note"]
 HIDDEN = ["paper_sign", "threshold"]  # what the verdict needs, not shown
 
 
 def with_family_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     """The claims with the family's verdicts: every row without a preset verdict is in the
-    family; Holm's adjustment over those with a p-value (2 pairs or more), then the one rule."""
+    family; Holm's adjustment over those with a p-value (2 pairs or more, some spread), then
+    the one rule; zero-spread rows are deterministic and outside the adjustment."""
     table = table.astype({"verdict": object, "p": float, "p_holm": float})
     family = table["verdict"].isna()
-    columns = ("mean", "p", "paper_sign", "threshold")
+    columns = ("mean", "p", "paper_sign", "threshold", "ci95")
     adjusted, verdicts = stats.family_verdicts(
         *(table.loc[family, c].to_numpy(float) for c in columns)
     )
     table.loc[family, "p_holm"] = adjusted
     table.loc[family, "verdict"] = verdicts
-    table.loc[~family, "p"] = np.nan  # outside the family: no test is reported
+    # Outside the family no test is reported; a deterministic row has no test at all.
+    table["p"] = table["p"].where(family & (table["verdict"] != stats.DETERMINISTIC))
     return table[COLUMNS]
 
 
@@ -492,7 +453,7 @@ def family_size(table: pd.DataFrame) -> int:
 def family_statement(table: pd.DataFrame) -> str:
     """The family, its size and the method, in words, for the head of the claims file."""
     m = family_size(table)
-    untested = int((table["p_holm"].isna() & (table["verdict"] != NOT_A_CLAIM)).sum())
+    untested = int((table["p_holm"].isna() & (table["verdict"] == stats.INCONCLUSIVE)).sum())
     text = (
         f"Family: the m = {m} headline claim rows of this study (one row per claim and setting) "
         f"with 2 pairs or more, tested together at a family-wise error rate of "
@@ -504,22 +465,35 @@ def family_statement(table: pd.DataFrame) -> str:
     return text + "."
 
 
+# ---- descriptive tables --------------------------------------------------------------------
+
+
 def per_sigma(frame: pd.DataFrame) -> pd.DataFrame:
-    """The transport-cost claims sigma by sigma: GC − IC and GC − OT, paired over seeds, with
-    unadjusted 95% intervals and no verdict (descriptive: the claim is the mean over sigmas)."""
-    frame = with_roles(frame)
+    """The transport costs sigma by sigma: GC − IC, GC − OT, the preconditioning alone − IC
+    and GC − the preconditioning alone, paired over seeds, with unadjusted 95% intervals and
+    no verdict (descriptive: the claim is the net row)."""
     out = []
-    for group, g in frame[frame.setting == ICT].groupby("group", sort=False):
-        for other, diff in _transport_gaps(g):
-            for sigma, d in diff.groupby("sigma"):
-                mean, half = mean_ci(d["diff"])
+    for group, g, _ in _groups(frame):
+        if g.empty:
+            continue
+        if (g.setting != ICT).any():
+            continue
+        try:
+            cost = _transport_costs(g)
+        except Refused:
+            continue  # the claims table says why
+        pairs = [("gc", "ic"), ("gc", "ot"), ("forced", "ic"), ("gc", "forced")]
+        names = {"forced": "preconditioning alone"}
+        for a, b in (p for p in pairs if set(p) <= set(cost)):
+            for sigma, d in (cost[a] - cost[b]).groupby("sigma"):
+                mean, half = mean_ci(d)
                 out.append(
                     {
                         "setting": group,
                         "sigma": f"{sigma:.4g}",
-                        "compared": f"GC − {other.upper()}",
+                        "compared": f"{names.get(a, a.upper())} − {names.get(b, b.upper())}",
                         "E‖e − z‖² difference": _fmt(mean, half),
-                        "pairs": int(d["diff"].notna().sum()),
+                        "pairs": int(d.notna().sum()),
                     }
                 )
     columns = ["setting", "sigma", "compared", "E‖e − z‖² difference", "pairs"]
@@ -529,24 +503,64 @@ def per_sigma(frame: pd.DataFrame) -> pd.DataFrame:
 def per_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
     """GC − IC of the headline metric at every snapshot, paired over seeds, with unadjusted 95%
     intervals and no verdict: neighbouring snapshots share runs, so a run of intervals on one
-    side is weaker evidence than it looks; the claim is the single convergence row."""
-    frame = with_roles(frame)
+    side is weaker evidence than it looks; the claim is the single convergence row. A
+    difference below the metric's floor at the curve's sample count is flagged."""
     out = []
-    for group, g in frame.groupby("group", sort=False):
-        curves = curve_values(g, g["dataset"].iloc[0])
+    for group, g, _ in _groups(frame):
+        if g.empty:
+            continue
+        dataset = g["dataset"].iloc[0]
+        curves = selection.headline_curves(g, dataset)
         if curves.empty:
             continue
+        n = int(curves.n.max())
         for step, at in curves.groupby("step"):
-            values = per_seed(at)
-            if {"gc", "ic"} <= set(values):
-                diff = (values["gc"] - values["ic"]).dropna()
-                mean, half = mean_ci(diff)
-                out.append(
-                    {
-                        "setting": group,
-                        "step": int(step),
-                        "GC − IC": _fmt(mean, half),
-                        "pairs": len(diff),
-                    }
-                )
-    return pd.DataFrame(out, columns=["setting", "step", "GC − IC", "pairs"])
+            if not {"gc", "ic"} <= set(at.role):
+                continue
+            try:
+                diff = selection.paired(at, "gc", "ic").dropna()
+            except Refused:
+                continue  # the claims table says why
+            mean, half = mean_ci(diff)
+            out.append(
+                {
+                    "setting": group,
+                    "step": int(step),
+                    "GC − IC": _fmt(mean, half),
+                    "pairs": len(diff),
+                    "below floor": "yes"
+                    if measures.floor_note(primary(dataset)[0], n, mean)
+                    else "",
+                }
+            )
+    return pd.DataFrame(out, columns=["setting", "step", "GC − IC", "pairs", "below floor"])
+
+
+def per_level(frame: pd.DataFrame) -> pd.DataFrame:
+    """The speed measure level by level: the steps and training seconds GC and IC need to
+    first reach each level of IC's curve, paired over seeds (descriptive)."""
+    out = []
+    for group, g, _ in _groups(frame):
+        if g.empty:
+            continue
+        curves = selection.headline_curves(g, g["dataset"].iloc[0])
+        if curves.empty or not {"gc", "ic"} <= set(curves.role):
+            continue
+        try:
+            reach = measures.reach_levels(curves, primary(g["dataset"].iloc[0])[0])
+        except Refused:
+            continue
+        for level, r in reach.groupby("level", sort=False):
+            both = r.dropna()
+            out.append(
+                {
+                    "setting": group,
+                    "level": f"{level:.4g}",
+                    "steps GC − IC": _fmt(*mean_ci(both["steps_gc"] - both["steps_ic"])),
+                    "seconds GC − IC": _fmt(*mean_ci(both["seconds_gc"] - both["seconds_ic"])),
+                    "pairs": len(both),
+                    "not reached": len(r) - len(both),
+                }
+            )
+    columns = ["setting", "level", "steps GC − IC", "seconds GC − IC", "pairs", "not reached"]
+    return pd.DataFrame(out, columns=columns)

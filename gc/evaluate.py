@@ -274,7 +274,9 @@ def transport_cost_per_sigma(
 ) -> list[dict]:
     """E||e - z||^2 at each sigma for IC (e = x), batch OT (x re-paired with z inside each batch
     of the training batch size, as in training) and GC (e = f(x + sigma z, sigma)): the
-    quantity of the paper's Fig. 3."""
+    quantity of the paper's Fig. 3. Beside them "forced": the endpoint the preconditioning alone
+    gives (network output 0, e = c_skip (x + sigma z)), the part of GC's endpoint that does not
+    depend on training: at sigma_min it is the noisy input itself."""
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(data.shape, generator=gen)
     z_ot = torch.cat(
@@ -287,7 +289,9 @@ def transport_cost_per_sigma(
     for sigma in sigmas.tolist():
         s = torch.full((len(data),), sigma)
         e_gc = generator_induced_endpoint(data, z, s, torch.ones(len(data), dtype=torch.bool), net)
-        for coupling, e, noise in (("ic", data, z), ("ot", data, z_ot), ("gc", e_gc, z)):
+        e_forced = net.c_skip(torch.tensor(sigma)) * (data + sigma * z)
+        pairs = (("ic", data, z), ("ot", data, z_ot), ("gc", e_gc, z), ("forced", e_forced, z))
+        for coupling, e, noise in pairs:
             cost = (e - noise).square().flatten(1).sum(1).mean().item()
             rows.append({"sigma": sigma, "coupling": coupling, "transport_cost": cost})
     return rows
@@ -295,11 +299,19 @@ def transport_cost_per_sigma(
 
 def transport_cost(net, config, seed: int) -> dict:
     """The transport-cost curve on held-out points (toy: a fresh draw; digits: the test split),
-    on 12 sigmas of the Karras grid."""
+    on 12 sigmas of the Karras grid. The points (toy) and the noise are drawn per training
+    seed, shared by the couplings of that seed: an interval over training seeds then includes
+    the evaluation's own draw."""
+    seed = transport_seed(seed, config.seed)
     grid = karras_sigmas(12, config.sigma_min, config.sigma_max, config.rho)
     points = toy2d(2_000, seed=20_000 + seed) if config.dataset == "toy2d" else digits("test")
     rows = transport_cost_per_sigma(net.cpu(), points, grid, config.batch_size, seed)
     return {"transport_cost": rows}
+
+
+def transport_seed(eval_seed: int, train_seed: int) -> int:
+    """One draw of the transport evaluation per (evaluation seed, training seed)."""
+    return int(np.random.SeedSequence([eval_seed, train_seed]).generate_state(1)[0])
 
 
 def _toy_metrics(samples: np.ndarray, spec: EvalSpec) -> list[dict]:

@@ -232,13 +232,18 @@ class ConsistencyFunction(nn.Module):
         self.sigma_min = sigma_min
         self.sigma_data = sigma_data
 
+    def c_skip(self, sigma: Tensor, sigma_min: float | None = None) -> Tensor:
+        """The weight of the input: 1 at sigma_min, so there f returns x whatever F does."""
+        sigma_min = self.sigma_min if sigma_min is None else sigma_min
+        return self.sigma_data**2 / ((sigma - sigma_min) ** 2 + self.sigma_data**2)
+
     def forward(self, x: Tensor, sigma: Tensor, sigma_min: float | None = None) -> Tensor:
         """`sigma_min=0` gives EDM's denoiser preconditioning, which ECT trains with (its
         boundary shift applies in sampling only)."""
         sigma_min = self.sigma_min if sigma_min is None else sigma_min
         sigma = sigma.to(x.dtype).reshape(-1, *[1] * (x.ndim - 1))
         sd2 = self.sigma_data**2
-        c_skip = sd2 / ((sigma - sigma_min) ** 2 + sd2)
+        c_skip = self.c_skip(sigma, sigma_min)
         c_out = self.sigma_data * (sigma - sigma_min) / (sd2 + sigma**2).sqrt()
         c_in = 1 / (sd2 + sigma**2).sqrt()
         c_noise = sigma.flatten().log() / 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 FID_SAMPLES = 50_000  # every FID the paper reports is over 50k samples
 # Table 1 (1-step FID, 50k samples, training-set statistics) and Table 3 (CIFAR-10 ablations of
-# GC mu = 0.5), keyed by the role of a run (claims.role).
+# GC mu = 0.5), keyed by the role of a run (selection.role).
 FID = {
     "cifar10": {"ic": 7.42, "ot": 6.75, "gc": 5.95, "gc_online": 6.73, "gc_dropout": 7.77},
     "imagenet32": {"ic": 14.89, "ot": 14.13, "gc": 13.99},
@@ -29,7 +29,7 @@ ECT_FID = {
 # from its text (docs/ect.md#what-the-paper-reports).
 ECT_UNCONFIRMED = frozenset({"ffhq64"})
 
-# A run's training setting (claims.setting_name): which of the paper's tables speaks for it.
+# A run's training setting (selection.setting_name): which of the paper's tables speaks for it.
 ICT, ECT_SHORT, ECT_LONG, EDM_PRETRAINING = "iCT", "ECT short", "ECT long", "EDM pretraining"
 
 # The headline metric of each dataset: (metric, mode). Published consistency-model FIDs use

@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from . import checkpoint, claims, layout
+from . import checkpoint, claims, layout, measures, selection
 from . import paper as published
 from .paper import ICT, primary
 from .recipes import upgrade_config
-from .stats import mean_ci
+from .selection import Refused
+from .stats import mean_ci, prediction_half
 
 KEYS = [
     *("experiment", "variant", "seed", "kind", "step", "metric", "mode", "steps", "weights"),
@@ -51,6 +52,9 @@ def _run_meta(run_dir: Path) -> dict:
             "ect_stage_steps": c.get("ect_stage_steps", 0),
             "ect_q": c.get("ect_q", 2.0),
             "max_train_seconds": c.get("max_train_seconds", 0.0),
+            # Where the network's output starts to matter (claims._network_matters).
+            "sigma_min": c.get("sigma_min", 0.002),
+            "sigma_data": c.get("sigma_data", 0.5),
         }
     return meta | checkpoint.run_hardware(run_dir)
 
@@ -157,16 +161,6 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.4g}" if math.isnan(half) else f"{mean:.4g} ± {half:.2g}"
 
 
-def _final_rows(frame: pd.DataFrame, metric: str, mode: str, steps: int, weights: str):
-    return frame[
-        (frame.kind == "final")
-        & (frame.metric == metric)
-        & (frame["mode"] == mode)
-        & (frame.steps == steps)
-        & (frame.weights == weights)
-    ]
-
-
 def _names(runs: Iterable[str]) -> str:
     """Runs as experiment/variant/s<seed>, sorted: where a refused cell points the reader."""
     return ", ".join(sorted({str(layout.parse_run_dir(r)[1]) for r in runs}))
@@ -203,7 +197,8 @@ def _per_seed_at(rows: pd.DataFrame, n: float) -> tuple[pd.Series, str]:
 
 def _with_roles(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with each run's role, setting and pairing group where its config is known."""
-    known = claims.with_roles(frame)[["run", "role", "setting", "group"]].drop_duplicates("run")
+    known = selection.with_roles(frame)[["run", "role", "setting", "group"]]
+    known = known.drop_duplicates("run")
     return frame.merge(known, on="run", how="left")
 
 
@@ -231,11 +226,11 @@ def summary_table(
         dataset = group["dataset"].dropna().iloc[0] if group["dataset"].notna().any() else ""
         metric, mode = primary(dataset)
         expected = sorted(group["seed"].unique())
-        table_rows = _final_rows(
+        table_rows = selection.finals(
             frame[frame.experiment == experiment], metric, mode, steps, weights
         )
         n = table_rows["n"].max()
-        sel = _final_rows(group, metric, mode, steps, weights)
+        sel = selection.finals(group, metric, mode, steps, weights)
         per_seed, refused = _per_seed_at(sel, n)
         mean, half = mean_ci(per_seed)
         role = group["role"].dropna().iloc[0] if group["role"].notna().any() else ""
@@ -244,14 +239,16 @@ def summary_table(
         label = f"{metric} ({mode + ', ' if mode else ''}{steps}-step, n={n:g}, {weights})"
         if sel.empty:
             label = "— (no finished run)"
-        paired, unpaired = pd.Series(dtype=float), {}
-        if role and role not in ("ic", "denoiser"):  # the denoiser has no IC arm
+        paired, paired_refused = pd.Series(dtype=float), ""
+        if role and role not in ("ic", "denoiser") and not per_seed.empty:  # no IC arm
             budget = group["group"].dropna().iloc[0]
-            base = _final_rows(pool, metric, mode, steps, weights)
+            base = selection.finals(pool, metric, mode, steps, weights)
             base = base[(base.role == "ic") & (base.group == budget) & (base.n == n)]
-            unpaired = claims.unpaired_gpus(sel, base)  # a wall-clock budget: same GPUs only
-            base = base.drop_duplicates("seed").set_index("seed")["value"]
-            paired = (per_seed - base).dropna().drop(list(unpaired), errors="ignore")
+            try:  # selection's rule: IC once per seed, and the pair on one feature extractor
+                paired = selection.paired(pd.concat([sel[sel.n == n], base]), role, "ic")
+                paired = paired.dropna()
+            except Refused as why:
+                paired_refused = f"refused: {why}"
         d_mean, d_half = mean_ci(paired)
         missing = [s for s in expected if s not in per_seed.dropna().index]
         row = {"experiment": experiment, "variant": variant}
@@ -278,7 +275,10 @@ def summary_table(
             "gap": None
             if paper is None or math.isnan(mean) or n != published.FID_SAMPLES
             else round(mean - paper, 2),
-            PAIRED_COLUMN: "; ".join([_fmt(d_mean, d_half), *unpaired.values()]),
+            "paper in PI": _inside_prediction(per_seed, paper)
+            if paper is not None and n == published.FID_SAMPLES
+            else "",
+            PAIRED_COLUMN: paired_refused or _fmt(d_mean, d_half),
             "pairs": len(paired),
             "missing seeds": ", ".join(map(str, missing)) or "",
         }
@@ -291,40 +291,60 @@ def summary_table(
 PAIRED_COLUMN = "paired Δ vs IC (same dataset, budget, seed)"
 
 
+def _inside_prediction(values: pd.Series, paper: float) -> str:
+    """Whether the paper's single number lies in the 95% prediction interval of one run
+    (t·s·√(1 + 1/n)): a published cell is one run, not a mean over our seeds."""
+    half = prediction_half(values)
+    if math.isnan(half):
+        return ""
+    return "yes" if abs(values.mean() - paper) <= half else "no"
+
+
 def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.DataFrame:
-    """Table 3's "same wall-clock as IC" row per dataset of the ablations: the GC run (mu = 0.5)
-    at its snapshot nearest to IC's measured training seconds, on the curve's protocol."""
+    """Table 3's "same wall-clock as IC" row per iCT pairing group (dataset, budget) of the
+    ablations: GC (mu = 0.5) at IC's training seconds, interpolated between GC's bracketing
+    snapshots by `measures.same_budget` (the claim's own function), on the curve's protocol.
+    `seeds` counts the group's runs; a seed without both curves is listed as missing."""
     out = []
-    known = claims.with_roles(frame)
+    known = selection.with_roles(frame)
     known = known[known.setting == ICT]  # Table 3 is iCT's: ECT runs of a dataset stay out
-    for dataset in ablations["dataset"].dropna().unique():
-        curves = claims.curve_values(known[known.dataset == dataset], dataset)
-        per_seed = claims.same_wallclock(curves) if not curves.empty else pd.DataFrame()
-        if per_seed.empty:
+    wanted = set(selection.with_roles(ablations)["group"].dropna())
+    for budget, g in known[known.group.isin(wanted)].groupby("group", sort=False):
+        dataset = g["dataset"].iloc[0]
+        refused = {r: why for r, why in selection.repeated_roles(g).items() if r in ("gc", "ic")}
+        curves = selection.headline_curves(g, dataset)
+        if curves.empty or not {"gc", "ic"} <= set(curves.role):
             continue
-        refused = per_seed["refused"].dropna()  # seeds whose IC and GC ran on other GPUs
-        per_seed = per_seed.drop(refused.index)
+        expected = sorted(g.loc[g.role.isin(["gc", "ic"]), "seed"].unique())
+        n = curves.n.max()  # the paper's value is at 50k samples: no gap across protocols
+        try:
+            if refused:  # never resolved by taking one of the runs
+                raise Refused("; ".join(refused.values()))
+            per_seed = measures.same_budget(curves)
+            why = ""
+        except Refused as reason:
+            per_seed, why = pd.DataFrame(columns=["ic", "gc", "gc_step", "budget"]), str(reason)
         mean, half = mean_ci(per_seed["gc"])
         paired = per_seed["gc"] - per_seed["ic"]
         paper = published.SAME_WALLCLOCK_FID.get(dataset)
-        n = curves.n.max()  # the paper's value is at 50k samples: no gap across protocols
-        comparable = paper is not None and n == published.FID_SAMPLES
-        steps = ", ".join(str(int(s)) for s in per_seed["gc_step"])
+        comparable = paper is not None and n == published.FID_SAMPLES and not why
+        steps = ", ".join(f"{s:.0f}" for s in per_seed["gc_step"])
         out.append(
             {
-                "experiment": f"{dataset} (the GC runs)",
+                "experiment": budget,
                 "variant": "gc at IC's wall-clock",
-                "metric": f"{primary(dataset)[0]} (curve: 1-step, n={n:g}, ema; "
-                f"GC's snapshot nearest IC's training seconds: steps {steps})",
-                "ours": _fmt(mean, half),
+                "metric": f"{primary(dataset)[0]} (curve: 1-step, n={n:g}, ema; GC "
+                f"interpolated at IC's training seconds: steps ≈ {steps or '—'})",
+                "ours": f"refused: {why}" if why else _fmt(mean, half),
                 "mean": mean,
                 "ci95": half,
-                "seeds": f"{len(per_seed)}/{len(per_seed)}",
+                "seeds": f"{len(per_seed)}/{len(expected)}",
                 "paper": paper,
                 "gap": round(mean - paper, 2) if comparable else None,
-                PAIRED_COLUMN: "; ".join([_fmt(*mean_ci(paired)), *refused]),
+                "paper in PI": _inside_prediction(per_seed["gc"], paper) if comparable else "",
+                PAIRED_COLUMN: _fmt(*mean_ci(paired)),
                 "pairs": len(paired),
-                "missing seeds": "",
+                "missing seeds": ", ".join(str(s) for s in expected if s not in per_seed.index),
             }
         )
     return pd.DataFrame(out)
@@ -338,7 +358,7 @@ def _kid_is_columns(group, dataset, role, setting, steps, weights, n) -> dict:
         ("KID×10²", "kid", "clean", 100, "kid_x100"),
         ("IS", "inception_score", "", 1, "inception_score"),
     ):
-        sel = _final_rows(group, metric, mode, steps, weights)
+        sel = selection.finals(group, metric, mode, steps, weights)
         per_seed, refused = _per_seed_at(sel, n)
         out[name] = refused or _fmt(*[v * scale for v in mean_ci(per_seed)])
         value = published.paper_value(dataset, role, setting, paper)
@@ -384,10 +404,13 @@ def band_frame(
     mean of another column of each group, e.g. wall-clock per snapshot)."""
     rows = []
     for (name, xv), g in frame.groupby([series, x]):
-        mean, half = mean_ci(g["value"])
-        half = 0.0 if math.isnan(half) else half
+        mean, half = mean_ci(g["value"])  # nan half-width with one seed: no band
         at = g[x_value].mean() if x_value else xv
-        rows.append({"series": name, "x": at, "mean": mean, "lo": mean - half, "hi": mean + half})
+        seeds = int(g["value"].notna().sum())
+        rows.append(
+            {"series": name, "x": at, "mean": mean, "lo": mean - half, "hi": mean + half}
+            | {"seeds": seeds}
+        )
     return pd.DataFrame(rows).sort_values(["series", "x"]) if rows else pd.DataFrame()
 
 
@@ -396,9 +419,8 @@ def curve_frame(frame: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame, str
     sub = frame[(frame.experiment == experiment) & (frame.kind == "curve")]
     if sub.empty:
         return sub, ""
-    metric, mode = primary(sub["dataset"].dropna().iloc[0])
-    sub = sub[(sub.metric == metric) & (sub["mode"] == mode)]
-    sub = sub[sub.n == sub.n.max()]
+    metric = primary(sub["dataset"].dropna().iloc[0])[0]
+    sub = selection.headline_curves(sub, sub["dataset"].dropna().iloc[0])
     label = f"{metric} ({int(sub['n'].iloc[0])} samples)" if not sub.empty else metric
     return sub, label
 
@@ -424,9 +446,14 @@ def _plt():
 
 
 def _draw(ax, bands: pd.DataFrame) -> None:
+    """A line per series with its 95% band; a series of one seed has no band to draw, so it is
+    a bare line labelled as one seed (a zero-width band would read as no spread)."""
     for name, g in bands.groupby("series"):
-        ax.plot(g["x"], g["mean"], marker="o", ms=3, label=str(name))
-        ax.fill_between(g["x"], g["lo"], g["hi"], alpha=0.2)
+        one_seed = "seeds" in g and g["seeds"].max() <= 1
+        label = f"{name} (one seed)" if one_seed else str(name)
+        ax.plot(g["x"], g["mean"], marker="o", ms=3, label=label)
+        if not one_seed:
+            ax.fill_between(g["x"], g["lo"], g["hi"], alpha=0.2)
     ax.legend(fontsize=8)
 
 
@@ -485,12 +512,16 @@ def mu_sweep_frame(frame: pd.DataFrame, sweep: list[str]) -> tuple[pd.DataFrame,
     frame = frame[frame.setting == ICT]  # IC and GC mu = 0.5 of iCT, never ECT's runs
     dataset = frame.loc[frame.experiment.isin(sweep), "dataset"].dropna().iloc[0]
     metric, mode = primary(dataset)
-    rows = _final_rows(frame[frame.dataset == dataset], metric, mode, 1, "ema")
+    # The sweep's pairing groups (dataset, budget): IC and GC mu = 0.5 of another budget stay out.
+    groups = set(frame.loc[frame.experiment.isin(sweep), "group"].dropna())
+    rows = selection.finals(frame[frame.group.isin(groups)], metric, mode, 1, "ema")
     n = rows.loc[rows.experiment.isin(sweep), "n"].max()
     rows = rows[rows.n == n]
     gc = rows[(rows.coupling == "gc") & (rows.endpoint == "ema") & (rows.max_dropout == 0)]
     gc = gc[gc.experiment.isin(sweep) | (gc.role == "gc")].drop_duplicates(["mu", "seed"])
-    ic = rows[rows.role == "ic"].drop_duplicates("seed")["value"]
+    ic = rows[rows.role == "ic"]
+    # A repeated IC run of one seed is not resolved by picking one: IC is left out.
+    ic = ic["value"] if not ic.duplicated("seed").any() else ic["value"].iloc[:0]
     return gc.assign(series=f"GC without dropout ({metric}, n={n:g})"), ic
 
 
@@ -564,8 +595,11 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
     for experiment, g in frame[frame.kind == "transport"].groupby("experiment"):
         # IC and OT costs do not depend on the model: shown once. GC's endpoints depend on the
         # network that predicts them: one line per trained variant.
-        g = g[~(g.metric.isin(["transport_ic", "transport_ot"]) & (g.variant != g.variant.iloc[0]))]
+        # The preconditioning's forced endpoint does not depend on training either.
+        shared = ["transport_ic", "transport_ot", "transport_forced"]
+        g = g[~(g.metric.isin(shared) & (g.variant != g.variant.iloc[0]))]
         names = {"transport_ic": "IC (e = x)", "transport_ot": "batch OT (x re-paired)"}
+        names["transport_forced"] = "preconditioning alone (e = c_skip (x + σz))"
         gc_name = "GC endpoints from the " + g["variant"] + " runs"
         g = g.assign(series=g["metric"].map(names).fillna(gc_name))
         path = figures / f"transport_cost_{experiment}"
@@ -595,6 +629,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
     table = claims.claims(frame)
     snapshots = claims.per_snapshot(frame)
     sigmas = claims.per_sigma(frame)
+    reached = claims.per_level(frame)
     table.to_csv(results / "claims.csv", index=False)
     shown = table.drop(columns=["mean", "ci95"]).astype(object)
     shown["p"], shown["p_holm"] = table["p"].map(_p), table["p_holm"].map(_p)
@@ -605,7 +640,12 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
         "paired difference (same dataset, training budget and seed: same initial weights, data "
         "order and noise); `pairs` counts the seeds; `p` is the row's two-sided paired t-test "
         "alone, `p (Holm)` the same after the family's adjustment, which gives the verdict. "
-        "`paper` is the same difference in the paper's tables, where it reports one."
+        "`paper` is the same difference in the paper's tables, where it reports one; `of "
+        "paper` our mean as a fraction of it with the interval's ends, and `paper in CI` whether "
+        "the paper's difference lies inside our 95% interval (a verdict of the right sign far "
+        "from the paper's size shows here). Rows read only 1-step EMA evaluations at one sample "
+        "count and one feature extractor (`gcbench.selection`); a role repeated within a seed "
+        "and budget, or a pair on different extractors, is refused with the runs named."
     )
     lines = [
         "# The paper's claims, tested on this study",
@@ -637,11 +677,29 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
             tabulate(snapshots, headers="keys", tablefmt="github", showindex=False),
             "",
         ]
+    level_caption = (
+        "The speed measure level by level: the training steps and seconds GC and IC need to "
+        "first reach each fixed level of IC's curve (levels at "
+        + ", ".join(f"{f:.0%}" for f in measures.LEVEL_FRACTIONS)
+        + " of IC's mean log drop from its first to its last snapshot, none within "
+        f"{measures.FLOOR_MARGIN:g}x the metric's floor), interpolated in log metric between "
+        "snapshots, paired over seeds. " + descriptive
+    )
+    if not reached.empty:
+        lines += [
+            "## Steps to reach IC's levels",
+            "",
+            level_caption,
+            "",
+            tabulate(reached, headers="keys", tablefmt="github", showindex=False),
+            "",
+        ]
     sigma_caption = (
         "Transport cost E‖e − z‖² at every sigma (the paper's Fig. 3): GC's endpoints against "
-        "IC's and batch OT's pairing of the same data and noise, paired over seeds. "
-        + descriptive
-        + " The claims are the mean-over-sigmas rows above."
+        "IC's and batch OT's pairing of the same data and noise, and against the endpoint the "
+        "preconditioning alone gives (network output 0: e = c_skip·(x + σz), the noisy input "
+        "at σ_min), paired over seeds; each training seed has its own draw of points and "
+        "noise. " + descriptive + " The claims are the mean-over-sigmas rows above."
     )
     if not sigmas.empty:
         lines += [
@@ -657,6 +715,8 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
     parts = [rule.replace("**", "").replace("`", ""), shown]
     if not snapshots.empty:
         parts += [snapshot_caption, snapshots]
+    if not reached.empty:
+        parts += [level_caption, reached]
     if not sigmas.empty:
         parts += [sigma_caption, sigmas]
     (results / "claims.html").write_text(_html("The paper's claims, tested on this study", *parts))
@@ -666,7 +726,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
 _DESCRIPTIONS = [  # (file-name prefix, description), most specific first
     (
         "claims",
-        "the paper's claims tested on this study: paired difference over seeds, 95% CI, pairs, unadjusted and Holm-adjusted p, verdict at a family-wise 5% (reproduced / contradicted / inconclusive / not a paper claim); GC − IC at every snapshot and the transport cost at every sigma, descriptive",
+        "the paper's claims tested on this study: paired difference over seeds, 95% CI, pairs, the paper's difference, ours as a fraction of it and whether it lies in our CI, unadjusted and Holm-adjusted p, verdict at a family-wise 5% (reproduced / contradicted / inconclusive; deterministic, refused, descriptive and not a paper claim stay outside the family); GC − IC at every snapshot (flagged below the metric's floor), the steps to reach IC's levels, and the transport cost at every sigma, descriptive",
     ),
     (
         "tidy",
@@ -690,7 +750,7 @@ _DESCRIPTIONS = [  # (file-name prefix, description), most specific first
     ),
     (
         "transport_cost_",
-        "E||e - z||^2 per sigma for IC, batch OT and GC (the paper's Fig. 3), mean over seeds",
+        "E||e - z||^2 per sigma for IC, batch OT, GC and the preconditioning alone (the paper's Fig. 3), mean over seeds",
     ),
 ]
 
@@ -722,6 +782,8 @@ def _readme(results: Path, written: list[Path], frame: pd.DataFrame) -> str:
         "Table columns: `metric` = what a cell averages (metric, mode, sampling steps, n, "
         "weights); `ours` = mean ± 95% t-interval over completed seeds; `seeds` = "
         "completed/expected; `paper` = the paper's number (1-step only); `gap` = ours − paper; "
+        "`paper in PI` = whether the paper's single run lies in the 95% prediction interval of "
+        "one of our runs (t·s·√(1 + 1/n)); "
         "`paired Δ vs IC` = mean ± 95% CI of (variant − IC) over seeds where both finished, IC "
         "of the same dataset, setting, budget and seed; `pairs` = how many such seeds; `missing seeds` "
         "= expected seeds without a final result. Table 2 adds `setting` (ECT short, ECT "

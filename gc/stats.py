@@ -15,6 +15,9 @@ from scipy import stats
 
 ALPHA = 0.05  # the family-wise error rate of a study's verdicts, and 1 − the intervals' level
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
+# Differences with no spread over seeds (every pair equal): the same number however the seeds
+# fall, e.g. a value forced by construction. A t-test says nothing about them: no verdict.
+DETERMINISTIC = "deterministic"
 FAMILY_METHOD = "Holm's step-down adjustment of the two-sided paired t-tests"
 
 
@@ -80,10 +83,31 @@ def verdict(
 
 
 def family_verdicts(
-    mean: ArrayLike, p: ArrayLike, paper_sign: ArrayLike, threshold: ArrayLike = 0.0
+    mean: ArrayLike,
+    p: ArrayLike,
+    paper_sign: ArrayLike,
+    threshold: ArrayLike = 0.0,
+    half: ArrayLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Verdicts on a family of rows (the last axis; leading axes are separate families, e.g.
     simulated studies) at a family-wise error rate of ALPHA: Holm's adjustment of the rows'
-    unadjusted p-values (`paired_t`), then `verdict` on the adjusted p. Returns both."""
-    adjusted = holm(p)
-    return adjusted, np.asarray(verdict(mean, adjusted, paper_sign, threshold))
+    unadjusted p-values (`paired_t`), then `verdict` on the adjusted p. Returns both.
+
+    `half` (the rows' interval half-widths): a row whose differences have zero spread is
+    DETERMINISTIC, outside the adjustment (its p is no test) and without a verdict."""
+    p = np.asarray(p, dtype=float)
+    fixed = np.zeros(p.shape, bool) if half is None else np.asarray(half, float) == 0
+    adjusted = holm(np.where(fixed, np.nan, p))
+    verdicts = np.asarray(verdict(mean, adjusted, paper_sign, threshold), dtype=object)
+    return adjusted, np.where(fixed, DETERMINISTIC, verdicts)
+
+
+def prediction_half(values: ArrayLike) -> float:
+    """Half-width of the 95% prediction interval for one more run, t·s·√(1 + 1/n) over n
+    values: what a single published number is compared with (nan below 2 values)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return float("nan")
+    t = stats.t.ppf(1 - ALPHA / 2, len(v) - 1)
+    return float(t * v.std(ddof=1) * np.sqrt(1 + 1 / len(v)))

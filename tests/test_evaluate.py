@@ -293,3 +293,34 @@ def test_evaluation_does_not_import_the_training_loop():
     code = "import sys, gcbench.evaluate; print('gcbench.train' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_transport_cost_beside_what_the_preconditioning_forces():
+    # An untrained network: at sigma_min its endpoint is the noisy input, exactly what the
+    # preconditioning forces whatever the network; the forced row is that endpoint.
+    from gcbench.data import toy2d
+    from gcbench.recipes import build_network
+
+    c = resolve("toy2d-gc", ["device=cpu"])
+    torch.manual_seed(0)
+    net = build_network(c).eval()
+    sigmas = torch.tensor([c.sigma_min, 1.0, 10.0])
+    rows = evaluate_module.transport_cost_per_sigma(net, toy2d(256, seed=1), sigmas, 64, seed=3)
+    cost = {}
+    for r in rows:  # the sigmas come back as floats of the tensor: keyed by position
+        cost[sorted({x["sigma"] for x in rows}).index(r["sigma"]), r["coupling"]] = r[
+            "transport_cost"
+        ]
+    assert {k[1] for k in cost} == {"ic", "ot", "gc", "forced"}
+    assert cost[0, "gc"] == pytest.approx(cost[0, "forced"], rel=1e-5)
+    # At sigma = 10 the forced endpoint is c_skip (x + 10 z), on the same noise as the others.
+    x = toy2d(256, seed=1)
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    c_skip = c.sigma_data**2 / ((10.0 - c.sigma_min) ** 2 + c.sigma_data**2)
+    expected = (c_skip * (x + 10.0 * z) - z).square().sum(1).mean().item()
+    assert cost[2, "forced"] == pytest.approx(expected, rel=1e-5)
+    assert cost[2, "ic"] == pytest.approx((x - z).square().sum(1).mean().item(), rel=1e-5)
+    # One draw per training seed (and evaluation seed), so an interval over training seeds
+    # includes it.
+    draws = {evaluate_module.transport_seed(e, s) for e in range(2) for s in range(3)}
+    assert len(draws) == 6

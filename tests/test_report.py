@@ -217,11 +217,15 @@ def test_same_wall_clock_is_the_gc_run_at_ic_training_seconds(tmp_path):
         _curve(ic, [20 - k for k in range(10)], 0.001)
         _curve(gc, [19 - k - 0.5 * seed for k in range(10)], 0.00125)
         runs += [ic, gc]
-        runs.append(_run(tmp_path, "abl", "gc_dropout", seed, [{"fid": 8.0, "n": 50_000}]))
+        dropout = {"dropout": [0.3] * 3}
+        runs.append(
+            _run(tmp_path, "abl", "gc_dropout", seed, [{"fid": 8.0, "n": 50_000}], **dropout)
+        )
     report(tmp_path, runs, {"cifar10": "table1", "abl": "table3"})
     table = pd.read_csv(tmp_path / "tables" / "table3.csv").set_index("variant")
     row = table.loc["gc at IC's wall-clock"]
-    assert "steps 80000, 80000" in row["metric"] and "n=10000" in row["metric"]
+    assert "steps ≈ 80000, 80000" in row["metric"] and "n=10000" in row["metric"]
+    assert row["seeds"] == "2/2" and pd.isna(row["missing seeds"])
     assert row["mean"] == pytest.approx((12 + 11.5) / 2)  # step 80 000: 19 - 7 - 0.5 seed
     assert row["paper"] == 6.38 and row["pairs"] == 2
     assert pd.isna(row["gap"])  # the paper's 6.38 is at 50k samples, this curve at 10k
@@ -341,9 +345,10 @@ def test_wall_clock_budgets_pair_only_runs_on_the_same_gpus(tmp_path):
     assert set(frame["gpu"]) == {a100, h100} and set(frame["gpu_count"]) == {1}
     table = summary_table(frame, 1).set_index(["experiment", "variant"])
     short, long = table.loc[("cifar10_ect_short", "gc")], table.loc[("cifar10_ect_long", "gc")]
-    # ECT short's hour on an H100 is another budget than on an A100: seed 1 is not paired.
-    assert short["pairs"] == 2
-    assert short[PAIRED_COLUMN] == f"-1 ± 0; seed 1 not paired: gc on 1 × {h100}, ic on 1 × {a100}"
+    # ECT short's hour on an H100 is another budget than on an A100: the pair is refused,
+    # naming the seed (as every pairing rule of gc/selection.py refuses: never a silent drop).
+    assert short["pairs"] == 0
+    assert short[PAIRED_COLUMN] == f"refused: seed 1 not paired: gc on 1 × {h100}, ic on 1 × {a100}"
     assert long["pairs"] == 3 and long[PAIRED_COLUMN] == "-1 ± 0"  # a step budget pairs
     # A run resumed on another model, or on more GPUs, is another budget too.
     (tmp_path / "resumed").mkdir()
@@ -401,4 +406,101 @@ def test_paper_study_takes_same_wall_clock_from_the_full_length_gc_run():
     cifar_ict = [c for (e, _), c in runs.items() if c.dataset == "cifar10" and c.objective == "ict"]
     assert {c.total_steps for c in cifar_ict} == {full}
     gc = runs[("cifar10", "gc")]
-    assert gc.snapshot_every * 20 <= gc.total_steps  # the nearest: within 2.5% of training
+    # GC is read between snapshots at most 5% of training apart: well within the interpolation
+    # bracket that claims.same_budget allows (MAX_BRACKET of IC's budget).
+    assert gc.snapshot_every * 20 <= gc.total_steps
+
+
+# ---- issue 25: pairing groups, one selection rule, one-seed bands ----------------------------
+
+
+def test_same_wall_clock_rows_select_by_pairing_group_and_list_missing_seeds(tmp_path):
+    runs = []
+    for seed in range(3):
+        ic = _run(tmp_path, "cifar10", "ic", seed, [{"fid": 7.0, "n": 50_000}])
+        gc = _run(tmp_path, "cifar10", "gc", seed, [{"fid": 6.0, "n": 50_000}])
+        if seed != 2:  # IC's seed 2 has no curve: counted and listed, never "2/2"
+            _curve(ic, [20 - k for k in range(10)], 0.001)
+        _curve(gc, [19 - k for k in range(10)], 0.00125)
+        runs += [ic, gc]
+    abl = {"dropout": [0.3] * 3}
+    runs.append(_run(tmp_path, "abl", "gc_dropout", 0, [{"fid": 8.0, "n": 50_000}], **abl))
+    frame = tidy(runs)
+    alone = same_wallclock_table(frame, frame[frame.experiment == "abl"])
+    # A 4 000-step copy (twice the budget, its own pairing group) beside the 2 000-step study.
+    longer = []
+    for seed in range(3):
+        for v, values in (("ic", [10 - k / 2 for k in range(10)]), ("gc", [5.0] * 10)):
+            run = _run(tmp_path / "L", "cifar10_long", v, seed, [{"fid": 5.0, "n": 50_000}],
+                       total_steps=200_000)  # fmt: skip
+            _curve(run, values, 0.002 if v == "ic" else 0.0025)
+            longer.append(run)
+    both = tidy(runs + longer)
+    table = same_wallclock_table(both, both[both.experiment == "abl"])
+    assert len(table) == 1  # the ablation's group only
+    pd.testing.assert_frame_equal(table, alone)
+    row = table.iloc[0]
+    assert row["experiment"] == "cifar10 100000 steps, batch 512"
+    assert row["seeds"] == "2/3" and row["missing seeds"] == "2"
+
+
+def test_a_repeated_role_is_refused_naming_the_runs(tmp_path):
+    runs = []
+    for seed in range(2):
+        runs.append(_run(tmp_path, "cifar10", "ic", seed, [{"fid": 7.0 + seed, "n": 50_000}]))
+        runs.append(_run(tmp_path, "cifar10", "gc", seed, [{"fid": 6.0, "n": 50_000}]))
+        # A second IC run of the same dataset, budget and seed, in another experiment.
+        runs.append(_run(tmp_path, "again", "ic", seed, [{"fid": 9.0, "n": 50_000}]))
+    frame = tidy(runs)
+    table = summary_table(frame[frame.experiment == "cifar10"], pool=frame).set_index("variant")
+    cell = table.loc["gc", PAIRED_COLUMN]
+    assert cell.startswith("refused: a role repeats") and table.loc["gc", "pairs"] == 0
+    assert "again/ic" in cell and "cifar10/ic" in cell
+
+
+def test_the_paired_difference_refuses_a_pair_on_different_extractors(tmp_path):
+    runs = []
+    for seed in range(2):
+        runs.append(_run(tmp_path, "cifar10", "ic", seed, [{"fid": 7.0, "n": 50_000,
+                                                            "sha": "b" * 64}]))  # fmt: skip
+        runs.append(_run(tmp_path, "cifar10", "gc", seed, [{"fid": 6.0 + seed, "n": 50_000}]))
+    table = summary_table(tidy(runs)).set_index("variant")
+    cell = table.loc["gc", PAIRED_COLUMN]
+    assert cell.startswith("refused: gc and ic were scored with different feature extractors")
+    assert "cifar10/gc/s0" in cell and table.loc["gc", "ours"].startswith("6.5")
+
+
+def test_a_published_cell_is_compared_with_a_prediction_interval(tmp_path):
+    # GC's three seeds 5.4, 5.5, 5.6: the paper's single run, 5.95, lies outside the interval
+    # of our mean (5.5 ± 0.25) but inside the prediction interval of one run, t·s·√(1 + 1/3)
+    # = 4.303 × 0.1 × 1.155 ≈ 0.50: one run of ours could have given the paper's number.
+    runs = [_run(tmp_path, "cifar10", "gc", s, [{"fid": 5.4 + 0.1 * s, "n": 50_000}])
+            for s in range(3)]  # fmt: skip
+    table = summary_table(tidy(runs)).set_index("variant")
+    assert table.loc["gc", "ci95"] == pytest.approx(0.248, abs=1e-3)
+    assert table.loc["gc", "paper in PI"] == "yes"
+    # 5.0, 5.05, 5.1: the prediction interval is ± 0.25 and the paper is 0.9 away.
+    runs = [_run(tmp_path / "b", "cifar10", "gc", s, [{"fid": 5.0 + 0.05 * s, "n": 50_000}])
+            for s in range(3)]  # fmt: skip
+    table = summary_table(tidy(runs)).set_index("variant")
+    assert table.loc["gc", "paper in PI"] == "no"
+
+
+def test_a_one_seed_band_is_a_line_labelled_as_one_seed(tmp_path):
+    from gcbench.report import _draw, _plt, band_frame
+
+    one = pd.DataFrame({"variant": "gc", "step": [1, 2], "value": [3.0, 2.0], "seed": 0})
+    bands = band_frame(one, "variant", "step")
+    assert bands["lo"].isna().all() and (bands["seeds"] == 1).all()  # no zero-width band
+    fig, ax = _plt().subplots()
+    _draw(ax, bands)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["gc (one seed)"]
+    assert not ax.collections  # no fill_between
+    _plt().close(fig)
+
+
+def test_refusals_name_runs_by_experiment_variant_and_seed(tmp_path):
+    from gcbench import selection
+
+    run = str(tmp_path / "out" / "runs" / "digits8" / "gc" / "s2")
+    assert selection.run_names([run, "by/hand"]) == "by/hand, digits8/gc/s2"

@@ -98,3 +98,22 @@ def test_a_true_effect_of_three_standard_errors_among_19_null_claims():
     found_unadjusted = (stats.verdict(mean, p, paper_sign=-1)[:, 0] == stats.REPRODUCED).mean()
     assert 0.40 <= found <= 0.55 and 0.80 <= found_unadjusted <= 0.90
     assert not (adjusted[:, 0] == stats.CONTRADICTED).any()  # never on the wrong side
+
+
+def test_zero_spread_differences_are_deterministic_and_outside_the_family():
+    # Three identical differences (± 0), as forced by construction: no verdict, no place in
+    # Holm's m; the other row is adjusted as a family of one.
+    diffs = np.array([[-0.255, -0.255, -0.255], [-5.0, -6.0, -5.5]])
+    mean, half, p = stats.paired_t(diffs)
+    adjusted, verdicts = stats.family_verdicts(mean, p, -1, half=half)
+    assert list(verdicts) == [stats.DETERMINISTIC, stats.REPRODUCED]
+    assert np.isnan(adjusted[0]) and adjusted[1] == pytest.approx(p[1])
+    # Without the half-widths (the old call) the zero-spread row would be "reproduced".
+    assert stats.family_verdicts(mean, p, -1)[1][0] == stats.REPRODUCED
+
+
+def test_prediction_interval_for_one_more_run():
+    values = [5.4, 5.5, 5.6]
+    t = scipy_stats.t.ppf(0.975, 2)
+    assert stats.prediction_half(values) == pytest.approx(t * 0.1 * np.sqrt(1 + 1 / 3))
+    assert np.isnan(stats.prediction_half([5.0]))
