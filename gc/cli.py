@@ -376,6 +376,13 @@ _LAUNCH_OPTIONS = [
         type=click.IntRange(min=0),
         help="torch threads inside the job (0: torch's default).",
     ),
+    click.option(
+        "--label",
+        default=None,
+        metavar="RUN",
+        help="The run's identity in the SLURM job name gc:RUN:NAME (the workflow passes "
+        "EXPERIMENT/VARIANT/sSEED)  [default: the run directory]",
+    ),
 ]
 
 
@@ -399,7 +406,7 @@ def launch() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
 @click.option("--run-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @_launch_options
-def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> None:
+def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads, label) -> None:
     """Train one run as a checkpointable job (preempted jobs requeue and resume exactly)."""
     from .launch import LaunchError, TrainJob, gpus_per_job, restore_outputs
     from .launch import launch as submit
@@ -415,7 +422,7 @@ def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> 
             )
         checkpoint.check_writable(run_dir)
         job = TrainJob(recipe, list(overrides), str(run_dir), threads, tasks=gpus)
-        outputs = submit(job, "train", run_dir, cluster, slurm_config, log=click.echo)
+        outputs = submit(job, "train", run_dir, cluster, slurm_config, log=click.echo, label=label)
         restore_outputs(outputs, log=click.echo)
     except (ValueError, LaunchError, checkpoint.UnwritableError) as err:
         _fail(str(err))
@@ -427,7 +434,7 @@ def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> 
 @click.option("--name", default="eval", show_default=True, help="Job name (one record per name).")
 @_launch_options
 @click.argument("eval_args", nargs=-1, type=click.UNPROCESSED)
-def launch_eval(run_dir, name, cluster, slurm_config, threads, eval_args) -> None:
+def launch_eval(run_dir, name, cluster, slurm_config, threads, label, eval_args) -> None:
     """Run `gcbench eval --run-dir RUN_DIR EVAL_ARGS...` as a job. Several evaluations separated
     by `::` run one after the other in the same job (one start-up, one GPU allocation).
 
@@ -452,7 +459,8 @@ def launch_eval(run_dir, name, cluster, slurm_config, threads, eval_args) -> Non
     try:
         checkpoint.check_writable(run_dir)
         job = CommandJob(commands, threads, outputs)
-        restore_outputs(submit(job, name, run_dir, cluster, slurm_config, log=click.echo))
+        outputs = submit(job, name, run_dir, cluster, slurm_config, log=click.echo, label=label)
+        restore_outputs(outputs)
     except (ConfigError, LaunchError, checkpoint.UnwritableError) as err:
         _fail(str(err))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from gcbench import checkpoint
+from gcbench import checkpoint, study
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -69,14 +69,18 @@ def _snakemake(workdir: Path, *args: str, **kwargs) -> subprocess.CompletedProce
     )
 
 
-def _sacct_states(job_ids: list[str]) -> dict[str, str]:
+def _sacct(job_ids: list[str], field: str) -> dict[str, str]:
     out = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-o", "jobid,state", "-j", ",".join(job_ids)],
+        ["sacct", "-X", "-n", "-P", "-o", f"jobid,{field}", "-j", ",".join(job_ids)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     return dict(line.split("|")[:2] for line in out.splitlines() if line)
+
+
+def _sacct_states(job_ids: list[str]) -> dict[str, str]:
+    return _sacct(job_ids, "state")
 
 
 def _wait_for(condition, timeout: float, what: str, poll: float = 0.2) -> None:
@@ -113,6 +117,17 @@ def _assert_every_job_went_through_sbatch_once(workdir: Path) -> list[str]:
     return job_ids
 
 
+def _assert_jobs_are_named_by_run(workdir: Path, config: Path, job_ids: list[str]) -> None:
+    """Every job's SLURM name (as sacct shows it) is the run's identity and the job's stage."""
+    expected = {}
+    for run in study.runs(json.loads(config.read_text())):
+        label = f"{run.experiment}/{run.variant}/s{run.seed}"
+        for job in checkpoint.read_jsonl(workdir / run.path / "jobs.jsonl"):
+            expected[job["job_id"]] = f"gc:{label}:{job['name']}"
+    assert set(expected) == set(job_ids)
+    assert _sacct(job_ids, "jobname") == expected
+
+
 def test_slurm_profile_runs_the_study_through_sbatch(workdir):
     config = _study_config(workdir, steps=20)
     out = _snakemake(workdir, "--configfile", str(config), timeout=1200)
@@ -120,6 +135,7 @@ def test_slurm_profile_runs_the_study_through_sbatch(workdir):
     assert len(_runs(workdir)) == 2
     job_ids = _assert_every_job_went_through_sbatch_once(workdir)
     assert len(job_ids) == 4  # per run: one training job, one evaluation job
+    _assert_jobs_are_named_by_run(workdir, config, job_ids)
     assert "fd_digits" in (workdir / "results" / "tables" / "table1.md").read_text()
 
 

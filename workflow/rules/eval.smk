@@ -37,8 +37,9 @@ rule evaluate:
         curve=lambda w: study.eval_args(config, w.exp, curve=True),
         final=lambda w: study.eval_args(config, w.exp, curve=False),
         launch=launch_options(),
+        label=lambda w: f"{w.exp}/{w.variant}/s{w.seed}",  # the SLURM job name gc:LABEL:evaluate
     resources:
         gpu_jobs=1,
     shell:
-        "{params.gcbench} launch eval {params.launch} --name evaluate --run-dir {params.run} -- "
+        "{params.gcbench} launch eval {params.launch} --label {params.label} --name evaluate --run-dir {params.run} -- "
         "{params.curve} --out {output.curve} :: {params.final} --out {output.final} > {log} 2>&1"
