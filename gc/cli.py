@@ -37,7 +37,12 @@ def main() -> None:
     help="Run directory; resumed if it holds state.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Progress: a bar on a terminal, else one line per log interval.",
+)
 def train(
     recipe: str, overrides: tuple[str, ...], run_dir: Path, dry_run: bool, progress: bool
 ) -> None:

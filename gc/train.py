@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from lion_pytorch import Lion
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from . import checkpoint, ect, provenance
 from .assets import DEFAULT_CACHE
@@ -26,6 +25,7 @@ from .data import TrainingData
 from .distributed import SINGLE, Shard
 from .ema import update_ema
 from .losses import LOSSES
+from .progress import Progress
 from .recipes import ConfigError, TrainConfig, build_network, upgrade_config
 from .runtime import pick_device, set_tf32
 from .schedules import interval_probs, karras_sigmas, loss_weights, num_sigma_points
@@ -188,8 +188,8 @@ def train(
     """
     run = _setup(c, Path(run_dir), shard)
     window = _Window(run.device, shard)
-    quiet = not (progress and shard.is_main)
-    bar = tqdm(total=c.total_steps, initial=run.step, unit="step", disable=quiet)
+    # A bar on a terminal; in a job's log file, one line per log interval.
+    bar = Progress(c.total_steps, run.step, run.run_dir, enabled=progress and shard.is_main)
     grid_points, grid = 0, None
     tick_start = time.perf_counter()
 
@@ -223,7 +223,7 @@ def train(
             run.train_seconds += now - tick_start
             tick_start = now
             row = _log(run, window, n_points if c.objective == "ict" else None)
-            bar.set_postfix(loss=f"{row['loss']:.4g}", **({"N": n_points} if grid else {}))
+            bar.logged(row, **({"N": n_points} if grid else {}))
         _save(run, window, finished)
 
     bar.close()
