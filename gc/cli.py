@@ -397,6 +397,43 @@ def _launch_options(f):
     return f
 
 
+@main.command(name="plan")
+@click.argument("study_config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--throughput",
+    "throughput_file",
+    default="benchmarks/throughput.json",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Measured throughput (benchmarks/gpu_throughput.py --write); a stated assumption "
+    "when the file does not exist.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run instead of tables.")
+def plan_command(study_config: Path, throughput_file: Path, as_json: bool) -> None:
+    """What a study costs before it is submitted: runs, steps, FLOPs per training step, GPU-hours
+    (training and 50k-sample evaluation), wall-clock per run and disk, per experiment and in total.
+
+    \b
+    Example:
+      gcbench plan workflow/config/paper.yaml
+    """
+    import yaml
+
+    from . import plan, study
+
+    config = yaml.safe_load(study_config.read_text())
+    try:
+        study.validate(config)
+    except ValueError as err:
+        _fail(f"{study_config}: {err}")
+    gpus = plan.gpus_per_run(config)
+    rows = plan.plan(config, plan.load_throughput(throughput_file), gpus)
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+    else:
+        click.echo(plan.render(rows, gpus))
+
+
 @main.group()
 def launch() -> None:
     """Run a job through submitit and wait for it (what the workflow's GPU rules call).
