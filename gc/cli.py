@@ -434,6 +434,35 @@ def plan_command(study_config: Path, throughput_file: Path, as_json: bool) -> No
         click.echo(plan.render(rows, gpus))
 
 
+@main.command(name="status")
+@click.argument("study_config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--root",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The directory the study runs in (where `snakemake` was started).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run instead of a table.")
+def status_command(study_config: Path, root: Path, as_json: bool) -> None:
+    """Where a study stands, one row per run: state, SLURM job, step/total, steps/s, ETA, last
+    loss, last curve metric, requeues. Reads run directories and asks squeue/sacct once (a
+    missing scheduler only empties the SLURM column); never waits on a job.
+
+    \b
+    Examples:
+      gcbench status workflow/config/paper.yaml
+      watch -n 60 gcbench status workflow/config/paper.yaml
+    """
+    import yaml
+
+    from . import status
+
+    config = yaml.safe_load(study_config.read_text())
+    rows = status.study_status(config, root)
+    click.echo(json.dumps(rows, indent=1) if as_json else status.render(rows))
+
+
 @main.group()
 def launch() -> None:
     """Run a job through submitit and wait for it (what the workflow's GPU rules call).

@@ -229,8 +229,23 @@ def _job(record: dict):
 def _is_live(record: dict) -> bool:
     job = _job(record)
     if record["cluster"] == "local":  # the local job id is its controller's pid
-        return _pid_alive(int(record["job_id"])) and not job.paths.result_pickle.exists()
+        return local_job_alive(record)
     return not job.done(force_check=True)
+
+
+def local_job_alive(record: dict) -> bool:
+    """Whether a local job's controller process still runs (its job id is that pid)."""
+    job = _job(record)
+    return _pid_alive(int(record["job_id"])) and not job.paths.result_pickle.exists()
+
+
+def job_outcome(record: dict) -> str | None:
+    """ "success" or "error" from the result file a finished job leaves; None without one."""
+    path = _job(record).paths.result_pickle
+    if not path.exists():
+        return None
+    outcome, _ = submitit.core.utils.pickle_load(path)
+    return outcome
 
 
 def _succeeded(job) -> bool:
