@@ -85,17 +85,16 @@ def _state(run_dir: Path, job: dict | None, slurm_state: str | None, ran_in_job:
     trained = (run_dir / "done.json").exists()
     if job is None:
         return "done" if trained else "not started"
+    outcome = job_outcome(job)
+    if outcome is not None:  # the job's own result: the scheduler may still say RUNNING
+        return {"success": "done", "error": "failed"}[outcome]
     if job["cluster"] == "local":
-        if local_job_alive(job):
-            return "running"
-        outcome = job_outcome(job)
-    elif slurm_state is not None:
+        return "running" if local_job_alive(job) else "failed"  # died without a result
+    if slurm_state is not None:
         state = _SLURM.get(slurm_state, slurm_state.lower())
         # A requeued job is PENDING again under the same id: it ran before.
         return "preempted, requeued" if state == "queued" and ran_in_job else state
-    else:  # no scheduler answer: only the job's own result file can tell
-        outcome = job_outcome(job) or "unknown"
-    return {"success": "done", "error": "failed"}.get(outcome, outcome or "failed")
+    return "unknown"  # a SLURM job without a result that no scheduler answers for
 
 
 def run_status(run_dir: str | Path, total_steps: int, slurm: dict[str, str]) -> dict:

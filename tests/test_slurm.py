@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from gcbench import checkpoint, study
+from gcbench import checkpoint, status, study
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -81,6 +81,11 @@ def _sacct(job_ids: list[str], field: str) -> dict[str, str]:
 
 def _sacct_states(job_ids: list[str]) -> dict[str, str]:
     return _sacct(job_ids, "state")
+
+
+def _status(run: Path, job_id: str) -> dict:
+    """`gcbench status`'s row of one run, with what squeue/sacct say of its job."""
+    return status.run_status(run, 200, status.slurm_states([job_id]))
 
 
 def _wait_for(condition, timeout: float, what: str, poll: float = 0.2) -> None:
@@ -186,10 +191,23 @@ def test_usr2_preemption_requeues_and_resumes_bitwise(tmp_path, uninterrupted):
     )
     _wait_for(lambda: len(checkpoint.read_jsonl(run / "metrics.jsonl")) >= 3, 300, "training")
     job_id = checkpoint.read_json(run / "job-train.json")["job_id"]
+    now = _status(run, job_id)
+    assert (now["state"], now["slurm_state"], now["job_id"]) == ("running", "RUNNING", job_id)
+    assert 0 < now["step"] < 200 and now["eta_s"] > 0 and now["requeues"] == 0
     # What SLURM sends before a preemption or the time limit (#SBATCH --signal=USR2@...).
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    # The requeued job waits (cred_expire) under the same id before it starts again.
+    _wait_for(lambda: _status(run, job_id)["state"] == "preempted, requeued", 120, "a requeue")
     output, _ = launcher.communicate(timeout=600)
     assert launcher.returncode == 0, output
+    after = _status(run, job_id)  # done from the job's result, whatever SLURM says yet
+    assert (after["state"], after["step"], after["eta_s"], after["requeues"]) == (
+        "done",
+        200,
+        None,
+        1,
+    )
+    _wait_for(lambda: _status(run, job_id)["slurm_state"] == "COMPLETED", 60, "sacct")
     assert "checkpointed" in (run / "logs" / "train.out").read_text()
     events = [p["event"] for p in checkpoint.read_jsonl(run / "provenance.jsonl")]
     assert events == ["start", "resume"]
