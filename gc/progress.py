@@ -123,3 +123,60 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+TENSORBOARD_DIR = "tensorboard"
+# metrics.jsonl keys written as TensorBoard scalars, under these tags.
+_TAGS = {
+    "loss": "train/loss",
+    "transport_cost_ic": "train/transport_cost_ic",
+    "transport_cost_gc": "train/transport_cost_gc",
+    "gc_fraction": "train/gc_fraction",
+    "n_points": "train/n_points",
+    "images_per_s": "speed/images_per_s",
+}
+
+
+class Scalars:
+    """The logged scalars as TensorBoard event files in RUN_DIR/tensorboard, beside
+    metrics.jsonl (which stays the record): `tensorboard --logdir results/runs` shows a study."""
+
+    def __init__(self, run_dir: str | Path, enabled: bool):
+        self.writer = None
+        if not enabled:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ImportError(
+                "tensorboard=true needs the tensorboard package: pip install 'gcbench[tensorboard]'"
+                ", or train with tensorboard=false (metrics.jsonl is written either way)"
+            ) from None
+        self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR))
+
+    def add(self, row: dict, **extra: float) -> None:
+        """One metrics row (and e.g. the learning rate) at its step."""
+        if self.writer is None:
+            return
+        step = row["step"]
+        for key, tag in _TAGS.items():
+            if row.get(key) is not None:
+                self.writer.add_scalar(tag, row[key], step)
+        if row.get("step_time"):
+            self.writer.add_scalar("speed/steps_per_s", 1.0 / row["step_time"], step)
+        for key, value in extra.items():
+            self.writer.add_scalar(f"train/{key}", value, step)
+        self.writer.flush()  # a job may be killed at any time: what was logged is on disk
+
+    def add_curve(self, rows: list[dict]) -> None:
+        """Convergence-curve points ({step, metric, value, n, steps, weights}) as `curve/...`."""
+        if self.writer is None:
+            return
+        for r in (r for r in rows if r["value"] is not None):
+            tag = f"curve/{r['metric']}_n{r['n']}_{r['steps']}step_{r['weights']}"
+            self.writer.add_scalar(tag, r["value"], r["step"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

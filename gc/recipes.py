@@ -84,6 +84,9 @@ class TrainConfig:
     checkpoint_every: int = 1_000
     data_dir: str = "data"
     device: str = "auto"
+    # Also write the logged scalars as TensorBoard event files in RUN_DIR/tensorboard (needs
+    # the `tensorboard` extra); metrics.jsonl is written either way.
+    tensorboard: bool = False
     # GPU speed (CUDA only). channels_last changes the memory layout, not the arithmetic; TF32,
     # bf16 autocast and torch.compile change the numbers and are off by default (the paper
     # trained in fp32).

@@ -25,7 +25,7 @@ from .data import TrainingData
 from .distributed import SINGLE, Shard
 from .ema import update_ema
 from .losses import LOSSES
-from .progress import Progress
+from .progress import Progress, Scalars
 from .recipes import ConfigError, TrainConfig, build_network, upgrade_config
 from .runtime import pick_device, set_tf32
 from .schedules import interval_probs, karras_sigmas, loss_weights, num_sigma_points
@@ -106,7 +106,8 @@ def _check_config(run_dir: Path, c: TrainConfig, write: bool = True) -> None:
     defaults = TrainConfig(dataset=c.dataset).to_dict()
     # A field added after the run started, at its default, computes what the run computed.
     changed = {k: (old.get(k), v) for k, v in c.to_dict().items() if old.get(k, defaults[k]) != v}
-    changed.pop("device", None)  # where a run resumes does not change what it computes
+    for key in ("device", "tensorboard"):  # where and how a run logs: not what it computes
+        changed.pop(key, None)
     if changed:
         diff = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
         raise ConfigError(
@@ -190,6 +191,7 @@ def train(
     window = _Window(run.device, shard)
     # A bar on a terminal; in a job's log file, one line per log interval.
     bar = Progress(c.total_steps, run.step, run.run_dir, enabled=progress and shard.is_main)
+    scalars = Scalars(run.run_dir, enabled=c.tensorboard and shard.is_main)
     grid_points, grid = 0, None
     tick_start = time.perf_counter()
 
@@ -199,6 +201,7 @@ def train(
             run.train_seconds += time.perf_counter() - tick_start
             _save_state(run)
             bar.close()
+            scalars.close()
             return "stopped"
 
         # ---- batch and discretisation (iCT: the curriculum N(k) grows during training) ----
@@ -224,9 +227,11 @@ def train(
             tick_start = now
             row = _log(run, window, n_points if c.objective == "ict" else None)
             bar.logged(row, **({"N": n_points} if grid else {}))
+            scalars.add(row, lr=run.optimizer.param_groups[0]["lr"])
         _save(run, window, finished)
 
     bar.close()
+    scalars.close()
     if shard.is_main:
         checkpoint.write_json(
             dict(

@@ -3,7 +3,9 @@
 import io
 import re
 
-from gcbench.progress import Progress, format_duration, log_line
+import pytest
+from gcbench import checkpoint
+from gcbench.progress import Progress, Scalars, format_duration, log_line
 from gcbench.train import train
 
 LINE = re.compile(
@@ -56,3 +58,22 @@ def test_a_terminal_keeps_the_bar(tmp_path):
     bar.logged({"step": 10, "loss": 0.5, "step_time": 0.1})
     bar.close()
     assert bar.interactive and "\r" in stream.getvalue() and "loss=0.5" in stream.getvalue()
+
+
+def test_tensorboard_holds_the_logged_scalars(tiny_digits, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    assert train(tiny_digits("gc", "tensorboard=true"), run, progress=False) == "done"
+    Scalars(run, enabled=True).add_curve(
+        [{"step": 40, "metric": "fd_digits", "value": 123.5, "n": 50, "steps": 1, "weights": "ema"}]
+    )
+    events = EventAccumulator(str(run / "tensorboard")).Reload()
+    logged = {r["step"]: r["loss"] for r in checkpoint.read_metrics(run)}
+    loss = {e.step: e.value for e in events.Scalars("train/loss")}
+    assert loss == pytest.approx(logged) and sorted(loss) == [10, 20, 30, 40]
+    assert {e.step for e in events.Scalars("train/lr")} == {10, 20, 30, 40}
+    assert all(e.value > 0 for e in events.Scalars("speed/steps_per_s"))
+    (point,) = events.Scalars("curve/fd_digits_n50_1step_ema")
+    assert (point.step, point.value) == (40, 123.5)
