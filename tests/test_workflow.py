@@ -53,6 +53,9 @@ def test_dry_run_of_the_paper_study_under_the_slurm_profile(workdir):
     )
     for recipe in ("cifar10_ect_short-ic", "cifar10_ect_short-gc", "cifar10_ect_long-gc"):
         assert f"--recipe {recipe} --set seed=2 --run-dir results/runs/" in out.stdout
+    # The run's identity, for the SLURM job names gc:cifar10/gc/s0:train and :evaluate.
+    assert "launch train --cluster slurm" in out.stdout
+    assert out.stdout.count("--label cifar10/gc/s0 ") == 2
 
 
 def test_dry_run_of_the_embedded_ect_study(workdir):
