@@ -24,6 +24,7 @@ from .couplings import COUPLINGS, Coupling, EndpointFn, Pair
 from .data import TrainingData
 from .distributed import SINGLE, Shard
 from .ema import update_ema
+from .grids import write_grid
 from .losses import LOSSES
 from .progress import Progress, Scalars
 from .recipes import ConfigError, TrainConfig, build_network, upgrade_config
@@ -106,7 +107,8 @@ def _check_config(run_dir: Path, c: TrainConfig, write: bool = True) -> None:
     defaults = TrainConfig(dataset=c.dataset).to_dict()
     # A field added after the run started, at its default, computes what the run computed.
     changed = {k: (old.get(k), v) for k, v in c.to_dict().items() if old.get(k, defaults[k]) != v}
-    for key in ("device", "tensorboard"):  # where and how a run logs: not what it computes
+    # Where and how a run logs and draws pictures: not what it computes.
+    for key in ("device", "tensorboard", "sample_grid"):
         changed.pop(key, None)
     if changed:
         diff = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
@@ -394,6 +396,8 @@ def _save(run: _Run, window: _Window, last: bool) -> None:
             step=step, net=run.net.state_dict(), ema=run.ema.state_dict(), config=c.to_dict()
         )
         checkpoint.save(snap, checkpoint.snapshot_path(run.run_dir, step))
+        if c.sample_grid:
+            write_grid(run.ema, c, step, run.run_dir, run.device)
     if state:
         _save_state(run)
 
