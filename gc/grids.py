@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from torch import nn
 
-from .data import DATASETS, toy2d
 from .recipes import TrainConfig
-from .sample import sample, to_uint8
+
+if TYPE_CHECKING:
+    from torch import nn
 
 GRID_SEED = 2**31 - 1  # apart from the evaluation seeds (0, 1, ...): no shared draws
 SAMPLES = "samples"
@@ -27,6 +28,12 @@ PAD = 2  # pixels between images, in the background grey
 
 def grid_path(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / SAMPLES / f"step-{step:07d}.png"
+
+
+def final_grid(run_dir: str | Path) -> Path | None:
+    """The picture of the run's latest snapshot; None if it has none."""
+    found = sorted((Path(run_dir) / SAMPLES).glob("step-*.png"))
+    return found[-1] if found else None
 
 
 def tile(images: np.ndarray) -> np.ndarray:
@@ -45,6 +52,10 @@ def tile(images: np.ndarray) -> np.ndarray:
 def write_grid(net: nn.Module, c: TrainConfig, step: int, run_dir: str | Path, device) -> Path:
     """Sample `c.sample_grid` images (points for the toy) from `net` (the EMA network, in eval
     mode) and write the snapshot's picture."""
+    # Here, not at the top: the report reads pictures without starting torch.
+    from .data import DATASETS
+    from .sample import sample, to_uint8
+
     shape = DATASETS[c.dataset].shape
     x = sample(
         net,
@@ -73,6 +84,8 @@ def _scatter(points: np.ndarray, c: TrainConfig, step: int, path: Path) -> None:
 
     matplotlib.use("Agg")  # no display on a compute node
     import matplotlib.pyplot as plt
+
+    from .data import toy2d
 
     target = toy2d(2_000, seed=GRID_SEED).numpy()
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
