@@ -479,7 +479,9 @@ def draw_sample_grids(panels: dict[str, Path], title: str, path: Path) -> Path:
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
     for ax, (name, png) in zip(axes[0], panels.items(), strict=True):
         image = plt.imread(png)
-        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+        ax.imshow(
+            image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest"
+        )
         ax.set_title(f"{name}, {png.stem.replace('-', ' ')}", fontsize=9)
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
