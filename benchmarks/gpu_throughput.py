@@ -4,6 +4,7 @@ and FID-evaluation samples/s.
     python benchmarks/gpu_throughput.py                       # fp32, as the paper trained
     python benchmarks/gpu_throughput.py --set tf32=true       # or bf16=true, compile=true
     python benchmarks/gpu_throughput.py --recipe cifar10_ect_short   # steps in one ECT hour
+    python benchmarks/gpu_throughput.py --write benchmarks/throughput.json   # for `gcbench plan`
 
 Training runs the real loop (`gcbench.train.train`) on synthetic uint8 data of CIFAR-10's
 shape, written as a prepared dataset (memory-mapped train.npy), so batches take the production
@@ -22,6 +23,7 @@ weights: the same convolutions, so the same speed, but its features mean nothing
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -96,7 +98,9 @@ def inception(kind: str, device: torch.device, workers: int) -> features.Incepti
     )
 
 
-def evaluation_rates(recipe: str, device: torch.device, n: int, kind: str, workers: int) -> None:
+def evaluation_rates(
+    recipe: str, device: torch.device, n: int, kind: str, workers: int
+) -> tuple[float, str]:
     c = resolve(recipe, [f"device={device.type}"])
     net = build_network(c).to(device).eval()
     shape = DATASETS[c.dataset].shape
@@ -116,6 +120,27 @@ def evaluation_rates(recipe: str, device: torch.device, n: int, kind: str, worke
     print(f"  generation (1-step)      {n / gen_s:10,.1f} samples/s")
     print(f"  Inception features       {n / feat_s:10,.1f} samples/s")
     print(f"  end to end               {n / (gen_s + feat_s):10,.1f} samples/s")
+    return n / feat_s, extractor.label
+
+
+def write_measurement(path: Path, gpu: str, c, rates: dict, features: tuple[float, str]) -> None:
+    """The measured rates in the format `gcbench plan` reads (gc/plan.py), one entry per
+    recipe, merged into the file's entries measured at other precisions."""
+    old = json.loads(path.read_text()) if path.exists() else {"train": []}
+    key = lambda e: (e["recipe"], e["batch_size"], e["tf32"], e["bf16"])
+    entries = {key(e): e for e in old["train"] if old.get("gpu") == gpu}
+    for recipe, values in rates.items():
+        entry = dict(recipe=recipe, batch_size=c.batch_size, tf32=c.tf32, bf16=c.bf16)
+        entries[key(entry)] = entry | {"images_per_s": statistics.median(values)}
+    record = {
+        "gpu": gpu,
+        "date": time.strftime("%Y-%m-%d"),
+        "train": list(entries.values()),
+        "features_samples_per_s": features[0],
+        "inception": features[1],
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -136,6 +161,9 @@ def main() -> None:
     parser.add_argument("--inception", choices=("auto", "standard", "offline", "random"))
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--write", type=Path, default=None, help="write the rates for `gcbench plan` to this JSON"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -157,22 +185,25 @@ def main() -> None:
         f"compile={c.compile}, channels_last={c.channels_last}, {args.rounds} rounds x "
         f"{args.steps} steps, median of {args.steps // args.log_every - 1} windows each"
     )
-    gc_label = f"GC mu={c.mu:g}"
-    rates: dict[str, list[float]] = {"IC": [], gc_label: []}
+    rates: dict[str, list[float]] = {ic: [], gc: []}
     for r in range(args.rounds):
-        rates["IC"].append(training_rate(ic, common, root, f"ic-{r}"))
-        rates[gc_label].append(training_rate(gc, common, root, f"gc-{r}"))
-    for label, values in rates.items():
+        rates[ic].append(training_rate(ic, common, root, f"ic-{r}"))
+        rates[gc].append(training_rate(gc, common, root, f"gc-{r}"))
+    for recipe_name, values in rates.items():
         shown = ", ".join(f"{v:,.1f}" for v in values)
-        print(f"  training {label:10s} {statistics.median(values):10,.1f} images/s  ({shown})")
+        print(
+            f"  training {recipe_name:22s} {statistics.median(values):10,.1f} images/s  ({shown})"
+        )
         # A wall-clock budget as a step count on this GPU (ECT short's hour: README).
         hour = statistics.median(values) / batch * 3600
-        print(f"  one hour of {label:10s} {hour:10,.0f} steps at batch {batch}")
-    ratio = statistics.median(rates["IC"]) / statistics.median(rates[gc_label])
+        print(f"  one hour of {recipe_name:20s} {hour:10,.0f} steps at batch {batch}")
+    ratio = statistics.median(rates[ic]) / statistics.median(rates[gc])
     print(f"  GC/IC step-time ratio    {ratio:10.3f}")
 
     inception_kind = args.inception or "auto"
-    evaluation_rates(gc, device, args.eval_n, inception_kind, args.workers)
+    features = evaluation_rates(gc, device, args.eval_n, inception_kind, args.workers)
+    if args.write:
+        write_measurement(args.write, name, c, rates, features)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,12 @@ def main() -> None:
     help="Run directory; resumed if it holds state.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Progress: a bar on a terminal, else one line per log interval.",
+)
 def train(
     recipe: str, overrides: tuple[str, ...], run_dir: Path, dry_run: bool, progress: bool
 ) -> None:
@@ -376,6 +381,13 @@ _LAUNCH_OPTIONS = [
         type=click.IntRange(min=0),
         help="torch threads inside the job (0: torch's default).",
     ),
+    click.option(
+        "--label",
+        default=None,
+        metavar="RUN",
+        help="The run's identity in the SLURM job name gc:RUN:NAME (the workflow passes "
+        "EXPERIMENT/VARIANT/sSEED)  [default: the run directory]",
+    ),
 ]
 
 
@@ -383,6 +395,74 @@ def _launch_options(f):
     for option in reversed(_LAUNCH_OPTIONS):
         f = option(f)
     return f
+
+
+@main.command(name="plan")
+@click.argument("study_config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--throughput",
+    "throughput_file",
+    default="benchmarks/throughput.json",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Measured throughput (benchmarks/gpu_throughput.py --write); a stated assumption "
+    "when the file does not exist.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run instead of tables.")
+def plan_command(study_config: Path, throughput_file: Path, as_json: bool) -> None:
+    """What a study costs before it is submitted: runs, steps, FLOPs per training step, GPU-hours
+    (training and 50k-sample evaluation), wall-clock per run and disk, per experiment and in total.
+
+    \b
+    Example:
+      gcbench plan workflow/config/paper.yaml
+    """
+    from . import compose, plan, study
+
+    try:
+        config = compose.load_study(study_config)
+    except compose.CompositionError as err:
+        _fail(str(err))
+    try:
+        study.validate(config)
+    except ValueError as err:
+        _fail(f"{study_config}: {err}")
+    gpus = plan.gpus_per_run(config)
+    rows = plan.plan(config, plan.load_throughput(throughput_file), gpus)
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+    else:
+        click.echo(plan.render(rows, gpus))
+
+
+@main.command(name="status")
+@click.argument("study_config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--root",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The directory the study runs in (where `snakemake` was started).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run instead of a table.")
+def status_command(study_config: Path, root: Path, as_json: bool) -> None:
+    """Where a study stands, one row per run: state, SLURM job, step/total, steps/s, ETA, last
+    loss, last curve metric, requeues. Reads run directories and asks squeue/sacct once (a
+    missing scheduler only empties the SLURM column); never waits on a job.
+
+    \b
+    Examples:
+      gcbench status workflow/config/paper.yaml
+      watch -n 60 gcbench status workflow/config/paper.yaml
+    """
+    from . import compose, status
+
+    try:
+        config = compose.load_study(study_config)
+    except compose.CompositionError as err:
+        _fail(str(err))
+    rows = status.study_status(config, root)
+    click.echo(json.dumps(rows, indent=1) if as_json else status.render(rows))
 
 
 @main.group()
@@ -399,7 +479,7 @@ def launch() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
 @click.option("--run-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @_launch_options
-def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> None:
+def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads, label) -> None:
     """Train one run as a checkpointable job (preempted jobs requeue and resume exactly)."""
     from .launch import LaunchError, TrainJob, gpus_per_job, restore_outputs
     from .launch import launch as submit
@@ -418,7 +498,7 @@ def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads) -> 
             click.echo(f"done: {run_dir} (finished earlier with this config; nothing submitted)")
             return
         job = TrainJob(recipe, list(overrides), str(run_dir), threads, tasks=gpus)
-        outputs = submit(job, "train", run_dir, cluster, slurm_config, log=click.echo)
+        outputs = submit(job, "train", run_dir, cluster, slurm_config, log=click.echo, label=label)
         restore_outputs(outputs, log=click.echo)
     except (ValueError, LaunchError, checkpoint.UnwritableError) as err:
         _fail(str(err))
@@ -446,7 +526,7 @@ def _finished_with(run_dir: Path, config) -> bool:
 @click.option("--name", default="eval", show_default=True, help="Job name (one record per name).")
 @_launch_options
 @click.argument("eval_args", nargs=-1, type=click.UNPROCESSED)
-def launch_eval(run_dir, name, cluster, slurm_config, threads, eval_args) -> None:
+def launch_eval(run_dir, name, cluster, slurm_config, threads, label, eval_args) -> None:
     """Run `gcbench eval --run-dir RUN_DIR EVAL_ARGS...` as a job. Several evaluations separated
     by `::` run one after the other in the same job (one start-up, one GPU allocation).
 
@@ -471,7 +551,8 @@ def launch_eval(run_dir, name, cluster, slurm_config, threads, eval_args) -> Non
     try:
         checkpoint.check_writable(run_dir)
         job = CommandJob(commands, threads, outputs)
-        restore_outputs(submit(job, name, run_dir, cluster, slurm_config, log=click.echo))
+        outputs = submit(job, name, run_dir, cluster, slurm_config, log=click.echo, label=label)
+        restore_outputs(outputs)
     except (ConfigError, LaunchError, checkpoint.UnwritableError) as err:
         _fail(str(err))
 

@@ -27,6 +27,7 @@ from . import assets, checkpoint, digits_metric, features, metrics, prepare, pro
 from .catalog import FID_MODES, PAPER_DATASETS
 from .couplings import generator_induced_endpoint, ot_permutation
 from .data import DATASETS, dataset_path, digits, load_uint8_array, toy2d
+from .progress import Scalars
 from .sample import load_network, renoise_floor, sample, to_uint8
 from .schedules import karras_sigmas
 
@@ -463,4 +464,8 @@ def evaluate_curve(run_dir: str | Path, spec: EvalSpec) -> Path:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["step"])
         writer.writeheader()
         writer.writerows(rows)
+    if runtime.load_run_config(run_dir).tensorboard:  # beside the training scalars
+        scalars = Scalars(run_dir, enabled=True)
+        scalars.add_curve(rows)
+        scalars.close()
     return out

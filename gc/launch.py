@@ -12,6 +12,8 @@
   is used as it is. Jobs return
   the text of their declared outputs, so that outputs Snakemake deleted on `--rerun-incomplete`
   after a driver crash are written back (`restore_outputs`) instead of being recomputed.
+- Each job's SLURM name is `gc:<run>:<name>` (e.g. `gc:cifar10/gc/s0:train`), so that
+  `squeue` and `sacct` tell the runs of a study apart; the workflow passes the run's identity.
 - The job's stdout/stderr are linked from `RUN_DIR/logs/`. A failed job makes `launch` raise
   with the job's own traceback.
 """
@@ -174,6 +176,11 @@ def gpus_per_job(cluster: str, slurm_config: str | Path | None) -> int:
     return int(slurm_parameters(slurm_config).get("gpus_per_node") or 1)
 
 
+def job_name(label: str, name: str) -> str:
+    """The SLURM job name of job `name` (train, evaluate) of the run `label`."""
+    return f"gc:{label}:{name}"
+
+
 def make_executor(
     cluster: str,
     folder: Path,
@@ -222,8 +229,23 @@ def _job(record: dict):
 def _is_live(record: dict) -> bool:
     job = _job(record)
     if record["cluster"] == "local":  # the local job id is its controller's pid
-        return _pid_alive(int(record["job_id"])) and not job.paths.result_pickle.exists()
+        return local_job_alive(record)
     return not job.done(force_check=True)
+
+
+def local_job_alive(record: dict) -> bool:
+    """Whether a local job's controller process still runs (its job id is that pid)."""
+    job = _job(record)
+    return _pid_alive(int(record["job_id"])) and not job.paths.result_pickle.exists()
+
+
+def job_outcome(record: dict) -> str | None:
+    """ "success" or "error" from the result file a finished job leaves; None without one."""
+    path = _job(record).paths.result_pickle
+    if not path.exists():
+        return None
+    outcome, _ = submitit.core.utils.pickle_load(path)
+    return outcome
 
 
 def _succeeded(job) -> bool:
@@ -268,8 +290,10 @@ def launch(
     slurm_config: str | Path | None = None,
     poll_s: float = 2.0,
     log=print,
+    label: str | None = None,
 ):
-    """Submit `job_fn` and wait for it to finish. If a job was already submitted for this run
+    """Submit `job_fn` and wait for it to finish; its SLURM name is `job_name(label, name)`,
+    `label` defaulting to the run directory. If a job was already submitted for this run
     and name, re-attach to it while it is live, or take its result if it finished with the
     same arguments while no launcher collected it, instead of submitting again. `job_fn.args` says what the job computes."""
     run_dir = Path(run_dir)
@@ -294,12 +318,14 @@ def launch(
             )
             return _collect(record, record_path, job.results()[0])
     tasks = getattr(job_fn, "tasks", 1)
-    executor = make_executor(cluster, run_dir / "submitit" / name, slurm_config, name, tasks)
+    slurm_name = job_name(label or str(run_dir), name)
+    executor = make_executor(cluster, run_dir / "submitit" / name, slurm_config, slurm_name, tasks)
     job = executor.submit(job_fn)
     record = {
         "cluster": cluster,
         "job_id": job.job_id,
         "name": name,
+        "job_name": slurm_name,
         "args": job_fn.args,
         "folder": str(job.paths.folder),
         "submitted": time.time(),

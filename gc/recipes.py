@@ -84,6 +84,12 @@ class TrainConfig:
     checkpoint_every: int = 1_000
     data_dir: str = "data"
     device: str = "auto"
+    # Also write the logged scalars as TensorBoard event files in RUN_DIR/tensorboard (needs
+    # the `tensorboard` extra); metrics.jsonl is written either way.
+    tensorboard: bool = False
+    # Samples drawn at every snapshot, from the same noise for every snapshot, seed and variant,
+    # into RUN_DIR/samples/step-NNNNNNN.png (grids.py); 0: none.
+    sample_grid: int = 64
     # GPU speed (CUDA only). channels_last changes the memory layout, not the arithmetic; TF32,
     # bf16 autocast and torch.compile change the numbers and are off by default (the paper
     # trained in fp32).
@@ -179,6 +185,8 @@ def _validate(c: TrainConfig) -> None:
         raise ConfigError(
             f"dropout={list(c.dropout)}: the MLP has no resolution levels; give one rate"
         )
+    if c.sample_grid < 0:
+        raise ConfigError(f"sample_grid={c.sample_grid} must be >= 0 (0: no sample pictures)")
     for key in ("mlp_hidden", "mlp_layers", "mlp_emb_channels"):
         if getattr(c, key) < 1:
             raise ConfigError(f"{key}={getattr(c, key)} must be a positive integer")
@@ -436,7 +444,7 @@ def upgrade_config(values: dict) -> dict:
 
 
 # Fields that say where or how a run executes, not what it computes.
-NOT_COMPUTED = ("device", "keep_state")
+NOT_COMPUTED = ("device", "keep_state", "tensorboard", "sample_grid")
 
 
 def config_changes(recorded: dict, c: TrainConfig) -> dict[str, tuple]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from . import checkpoint, claims, layout, measures, selection
+from . import checkpoint, claims, grids, layout, measures, selection
 from . import paper as published
 from .paper import ICT, primary
 from .recipes import upgrade_config
@@ -504,6 +504,22 @@ def draw_convergence(curve: pd.DataFrame, ylabel: str, title: str, path: Path) -
     return _save(fig, path)
 
 
+def draw_sample_grids(panels: dict[str, Path], title: str, path: Path) -> Path:
+    """Each variant's latest sample picture side by side (grids.py: the same noise in every
+    panel, so image k of one variant faces image k of the others)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
+    for ax, (name, png) in zip(axes[0], panels.items(), strict=True):
+        image = plt.imread(png)
+        ax.imshow(
+            image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest"
+        )
+        ax.set_title(f"{name}, {png.stem.replace('-', ' ')}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
 def mu_sweep_frame(frame: pd.DataFrame, sweep: list[str]) -> tuple[pd.DataFrame, pd.Series]:
     """Final headline metric against mu for GC without dropout (the sweep's runs, plus the
     paper's GC mu = 0.5 where it was scored like them), and IC's values beside it. Only rows of
@@ -588,6 +604,16 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
         bands = band_frame(curve, "variant", "step", x_value="train_seconds")
         path = figures / f"curve_{experiment}_wallclock"
         written.append(draw_bands(bands, "training wall-clock (s)", ylabel, title, path, logy=True))
+    for experiment, g in frame.groupby("experiment", sort=False):
+        first = g.sort_values("seed").drop_duplicates("variant")  # each variant's lowest seed
+        panels = {
+            f"{v} s{seed}": grids.final_grid(Path(run))
+            for v, seed, run in zip(first.variant, first.seed, first.run, strict=True)
+        }
+        panels = {name: png for name, png in panels.items() if png is not None}
+        if panels:
+            title = f"{experiment}: 1-step EMA samples of the last snapshot, same noise"
+            written.append(draw_sample_grids(panels, title, figures / f"samples_{experiment}"))
     sweep = [e for e, k in kinds.items() if k == "mu_sweep"]
     if sweep:
         path = draw_mu_sweep(frame, sweep, figures / "mu_sweep")

@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from lion_pytorch import Lion
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from . import checkpoint, ect, provenance
 from .assets import DEFAULT_CACHE
@@ -25,8 +24,10 @@ from .couplings import COUPLINGS, Coupling, EndpointFn, Pair
 from .data import TrainingData
 from .distributed import SINGLE, Shard
 from .ema import update_ema
+from .grids import write_grid
 from .layout import DEFAULT_OUTDIR, resolve_init
 from .losses import LOSSES
+from .progress import Progress, Scalars
 from .recipes import ConfigError, TrainConfig, build_network, config_changes, describe_changes
 from .runtime import pick_device, set_tf32
 from .schedules import interval_probs, karras_sigmas, loss_weights, num_sigma_points
@@ -190,8 +191,9 @@ def train(
         return "done"
     run = _setup(c, Path(run_dir), shard)
     window = _Window(run.device, shard)
-    quiet = not (progress and shard.is_main)
-    bar = tqdm(total=c.total_steps, initial=run.step, unit="step", disable=quiet)
+    # A bar on a terminal; in a job's log file, one line per log interval.
+    bar = Progress(c.total_steps, run.step, run.run_dir, enabled=progress and shard.is_main)
+    scalars = Scalars(run.run_dir, enabled=c.tensorboard and shard.is_main)
     grid_points, grid = 0, None
     tick_start = time.perf_counter()
 
@@ -201,6 +203,7 @@ def train(
             run.train_seconds += time.perf_counter() - tick_start
             _save_state(run)
             bar.close()
+            scalars.close()
             return "stopped"
 
         # ---- batch and discretisation (iCT: the curriculum N(k) grows during training) ----
@@ -225,10 +228,12 @@ def train(
             run.train_seconds += now - tick_start
             tick_start = now
             row = _log(run, window, n_points if c.objective == "ict" else None)
-            bar.set_postfix(loss=f"{row['loss']:.4g}", **({"N": n_points} if grid else {}))
+            bar.logged(row, **({"N": n_points} if grid else {}))
+            scalars.add(row, lr=run.optimizer.param_groups[0]["lr"])
         _save(run, window, finished)
 
     bar.close()
+    scalars.close()
     if shard.is_main:
         # The GPU model and count belong to the budget: train_seconds on one GPU model is not
         # the same budget on another (ECT short's hour, wall-clock comparisons).
@@ -394,6 +399,8 @@ def _save(run: _Run, window: _Window, last: bool) -> None:
             step=step, net=run.net.state_dict(), ema=run.ema.state_dict(), config=c.to_dict()
         )
         checkpoint.save(snap, checkpoint.snapshot_path(run.run_dir, step))
+        if c.sample_grid:
+            write_grid(run.ema, c, step, run.run_dir, run.device)
     if state:
         _save_state(run)
 

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -504,3 +505,21 @@ def test_refusals_name_runs_by_experiment_variant_and_seed(tmp_path):
 
     run = str(tmp_path / "out" / "runs" / "digits8" / "gc" / "s2")
     assert selection.run_names([run, "by/hand"]) == "by/hand, digits8/gc/s2"
+
+
+def test_the_report_shows_each_variants_last_grid_side_by_side(study):
+    from gcbench import grids
+    from PIL import Image
+
+    root, runs = study
+    for run in runs:
+        if "ablations" not in str(run):  # cifar10 runs have pictures, the ablations none
+            for step, shade in ((50_000, 10), (100_000, 200)):
+                path = grids.grid_path(run, step)
+                path.parent.mkdir(exist_ok=True)
+                Image.fromarray(np.full((34, 34, 3), shade, np.uint8)).save(path)
+    written = report(root, runs, {"cifar10": "table1", "cifar10_ablations": "table3"})
+    figure = root / "figures" / "samples_cifar10.png"
+    assert figure in written and Image.open(figure).size[0] > Image.open(figure).size[1]
+    assert not (root / "figures" / "samples_cifar10_ablations.png").exists()
+    assert grids.final_grid(runs[0]) == grids.grid_path(runs[0], 100_000)  # the last snapshot's

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from gcbench import checkpoint
+from gcbench import checkpoint, status, study
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -69,14 +69,23 @@ def _snakemake(workdir: Path, *args: str, **kwargs) -> subprocess.CompletedProce
     )
 
 
-def _sacct_states(job_ids: list[str]) -> dict[str, str]:
+def _sacct(job_ids: list[str], field: str) -> dict[str, str]:
     out = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-o", "jobid,state", "-j", ",".join(job_ids)],
+        ["sacct", "-X", "-n", "-P", "-o", f"jobid,{field}", "-j", ",".join(job_ids)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     return dict(line.split("|")[:2] for line in out.splitlines() if line)
+
+
+def _sacct_states(job_ids: list[str]) -> dict[str, str]:
+    return _sacct(job_ids, "state")
+
+
+def _status(run: Path, job_id: str) -> dict:
+    """`gcbench status`'s row of one run, with what squeue/sacct say of its job."""
+    return status.run_status(run, 200, status.slurm_states([job_id]))
 
 
 def _wait_for(condition, timeout: float, what: str, poll: float = 0.2) -> None:
@@ -113,6 +122,17 @@ def _assert_every_job_went_through_sbatch_once(workdir: Path) -> list[str]:
     return job_ids
 
 
+def _assert_jobs_are_named_by_run(workdir: Path, config: Path, job_ids: list[str]) -> None:
+    """Every job's SLURM name (as sacct shows it) is the run's identity and the job's stage."""
+    expected = {}
+    for run in study.runs(json.loads(config.read_text())):
+        label = f"{run.experiment}/{run.variant}/s{run.seed}"
+        for job in checkpoint.read_jsonl(workdir / run.path / "jobs.jsonl"):
+            expected[job["job_id"]] = f"gc:{label}:{job['name']}"
+    assert set(expected) == set(job_ids)
+    assert _sacct(job_ids, "jobname") == expected
+
+
 def test_slurm_profile_runs_the_study_through_sbatch(workdir):
     config = _study_config(workdir, steps=20)
     out = _snakemake(workdir, "--configfile", str(config), timeout=1200)
@@ -120,6 +140,7 @@ def test_slurm_profile_runs_the_study_through_sbatch(workdir):
     assert len(_runs(workdir)) == 2
     job_ids = _assert_every_job_went_through_sbatch_once(workdir)
     assert len(job_ids) == 4  # per run: one training job, one evaluation job
+    _assert_jobs_are_named_by_run(workdir, config, job_ids)
     assert "fd_digits" in (workdir / "results" / "tables" / "table1.md").read_text()
 
 
@@ -171,10 +192,23 @@ def test_usr2_preemption_requeues_and_resumes_bitwise(tmp_path, uninterrupted):
     )
     _wait_for(lambda: len(checkpoint.read_jsonl(run / "metrics.jsonl")) >= 3, 300, "training")
     job_id = checkpoint.read_json(run / "job-train.json")["job_id"]
+    now = _status(run, job_id)
+    assert (now["state"], now["slurm_state"], now["job_id"]) == ("running", "RUNNING", job_id)
+    assert 0 < now["step"] < 200 and now["eta_s"] > 0 and now["requeues"] == 0
     # What SLURM sends before a preemption or the time limit (#SBATCH --signal=USR2@...).
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    # The requeued job waits (cred_expire) under the same id before it starts again.
+    _wait_for(lambda: _status(run, job_id)["state"] == "preempted, requeued", 120, "a requeue")
     output, _ = launcher.communicate(timeout=600)
     assert launcher.returncode == 0, output
+    after = _status(run, job_id)  # done from the job's result, whatever SLURM says yet
+    assert (after["state"], after["step"], after["eta_s"], after["requeues"]) == (
+        "done",
+        200,
+        None,
+        1,
+    )
+    _wait_for(lambda: _status(run, job_id)["slurm_state"] == "COMPLETED", 60, "sacct")
     assert "checkpointed" in (run / "logs" / "train.out").read_text()
     events = [p["event"] for p in checkpoint.read_jsonl(run / "provenance.jsonl")]
     assert events == ["start", "resume"]

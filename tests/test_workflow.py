@@ -55,6 +55,9 @@ def test_dry_run_of_the_paper_study_under_the_slurm_profile(workdir):
         assert f"--recipe {recipe} --set seed=2 --run-dir results/runs/" in out.stdout
     for setting in ("cifar10_ect_short", "cifar10_ect_long"):
         assert f"results/runs/{setting}/gc_online/s2" in out.stdout
+    # The run's identity, for the SLURM job names gc:cifar10/gc/s0:train and :evaluate.
+    assert "launch train --cluster slurm" in out.stdout
+    assert out.stdout.count("--label cifar10/gc/s0 ") == 2
 
 
 def test_dry_run_of_the_embedded_ect_study(workdir):
