@@ -75,3 +75,19 @@ def test_readme_snakemake_command_plans_what_it_says(workdir, command):
         runs = study.runs(config)
         assert counts["train"] == counts["evaluate"] == len(runs)
         assert f"{study.paths(config).report}/claims.md" in out.stdout
+
+
+def test_the_readme_plan_of_the_paper_study_is_what_gcbench_plan_prints():
+    import subprocess
+    import sys
+
+    key = "`gcbench plan workflow/config/paper.yaml`:\n\n```text\n"
+    shown = README[README.index(key) + len(key) :].split("```", 1)[0]
+    out = subprocess.run(
+        [sys.executable, "-m", "gcbench", "plan", "workflow/config/paper.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == shown.strip()
