@@ -175,6 +175,7 @@ def _digits(recipe: str, *overrides: str):
             "log_every=5",
             "snapshot_every=10",
             "checkpoint_every=1000",
+            "keep_state=true",  # the tests compare final resume states
             "device=cpu",
             *overrides,
         ],
