@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import layout
 from .paper import ECT_LONG, ECT_SHORT, EDM_PRETRAINING, ICT, primary
-from .recipes import ECT_ENDPOINT, ECT_MU
+from .recipes import ECT_ENDPOINT, ECT_MU, GC_MU
 
 STEPS, WEIGHTS = 1, "ema"  # the paper's headline protocol: 1-step samples of the EMA weights
 
@@ -43,7 +43,7 @@ def role(run: pd.Series) -> str:
         return "gc_online"
     if run["max_dropout"] > 0:
         return "gc_dropout"
-    if not math.isclose(run["mu"], 0.5):
+    if not math.isclose(run["mu"], GC_MU):
         return f"gc_mu{run['mu']:g}"
     return "gc"
 

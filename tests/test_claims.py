@@ -227,7 +227,7 @@ def test_transport_cost_claims_on_average_and_sigma_by_sigma():
     assert sigmas.loc[("GC − IC", "0.1"), "E‖e − z‖² difference"].startswith("-3.03 ±")
     # Descriptive: the difference and its interval, no verdict word (issue 24).
     assert "verdict" not in sigmas and "verdict" not in claims.per_snapshot(frame)
-    assert sigmas.loc[("GC − OT", "10"), "E‖e − z‖² difference"].startswith("+1 ±")
+    assert sigmas.loc[("GC − OT", "10"), "E‖e − z‖² difference"] == "+1.00 ± 0.25"
 
 
 NET = "GC's endpoints lower the transport cost beyond what the preconditioning forces"
@@ -246,7 +246,7 @@ def test_transport_cost_forced_by_the_preconditioning_gets_no_verdict():
     assert ic["verdict"] == "descriptive (no verdict)"
     assert "the preconditioning alone gives -2.01 of it" in ic["note"]
     sigmas = claims.per_sigma(frame).set_index(["compared", "sigma"])
-    assert sigmas.loc[("GC − preconditioning alone", "10"), "E‖e − z‖² difference"] == "+0 ± 0"
+    assert sigmas.loc[("GC − preconditioning alone", "10"), "E‖e − z‖² difference"] == "0 ± n/a"
 
 
 def test_runs_of_another_budget_never_pair():
@@ -384,7 +384,7 @@ def test_ect_convergence_claims_pair_the_curves_of_one_setting():
     }
     snapshots = claims.per_snapshot(_ect_study())
     long = snapshots[snapshots.setting == "cifar10 ECT long, 300 steps, batch 128"]
-    assert long["GC − IC"].tolist()[:2] == ["+20 ± 0", "+20 ± 0"]
+    assert long["GC − IC"].tolist()[:2] == ["+20.0 ± n/a", "+20.0 ± n/a"]
 
 
 def test_table2_paper_values_by_setting():
