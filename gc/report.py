@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from . import checkpoint, claims, layout, measures, selection
+from . import checkpoint, claims, display, layout, measures, selection
 from . import paper as published
 from .paper import ICT, primary
 from .recipes import upgrade_config
@@ -155,12 +155,6 @@ def tidy(run_dirs: list[Path]) -> pd.DataFrame:
 # ---- tables --------------------------------------------------------------------------------------
 
 
-def _fmt(mean: float, half: float) -> str:
-    if math.isnan(mean):
-        return "—"
-    return f"{mean:.4g}" if math.isnan(half) else f"{mean:.4g} ± {half:.2g}"
-
-
 def _names(runs: Iterable[str]) -> str:
     """Runs as experiment/variant/s<seed>, sorted: where a refused cell points the reader."""
     return ", ".join(sorted({str(layout.parse_run_dir(r)[1]) for r in runs}))
@@ -202,93 +196,163 @@ def _with_roles(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(known, on="run", how="left")
 
 
-def summary_table(
+def _first(rows: pd.DataFrame, column: str, default: str = "") -> str:
+    known = rows[column].dropna()
+    return known.iloc[0] if not known.empty else default
+
+
+def _seed_cell(rows: pd.DataFrame, n: float) -> dict:
+    """Mean and 95% half-width over seeds of `rows` scored on n samples, the seeds that
+    count, and why not where they may not be averaged."""
+    per_seed, refused = _per_seed_at(rows, n)
+    mean, half = mean_ci(per_seed)
+    return {"per_seed": per_seed, "mean": mean, "ci95": half, "refused": refused}
+
+
+def summary_cells(
     frame: pd.DataFrame,
-    steps: int = 1,
-    weights: str = "ema",
+    steps: int = selection.STEPS,
+    weights: str = selection.WEIGHTS,
     pool: pd.DataFrame | None = None,
-    settings: bool | None = None,
-) -> pd.DataFrame:
-    """Per experiment x variant: the headline metric's mean ± 95% CI over seeds, completed
-    seeds, the paper's value for the run's setting and the gap (1-step only: the paper reports
-    no other), and the paired difference to IC: the IC run of the same dataset, setting,
-    training budget and seed, from any experiment of `pool` (default: `frame`). KID×10² and IS
-    beside the paper's for FID datasets. `settings` (default: where any run is not iCT) adds
-    the columns `setting` (ECT short / long, EDM pretraining) and `paper source`.
-    """
+) -> list[dict]:
+    """The numbers of `summary_table`, one dict per experiment x variant, unformatted: the
+    protocol, the headline metric's cell (and KID, IS), the paper's value for the run's role and
+    setting (1-step only: the paper reports no other), and the paired difference to IC: the IC
+    run of the same pairing group and seed, from any experiment of `pool` (default `frame`)."""
     frame = _with_roles(frame)
     pool = frame if pool is None else _with_roles(pool)
-    image_datasets = set(frame["dataset"].dropna()) - set(published.PRIMARY_OTHER)
-    if settings is None:
-        settings = bool((frame["setting"].dropna() != ICT).any())
     out = []
     for (experiment, variant), group in frame.groupby(["experiment", "variant"], sort=False):
-        dataset = group["dataset"].dropna().iloc[0] if group["dataset"].notna().any() else ""
+        dataset = _first(group, "dataset")
         metric, mode = primary(dataset)
-        expected = sorted(group["seed"].unique())
-        table_rows = selection.finals(
-            frame[frame.experiment == experiment], metric, mode, steps, weights
-        )
-        n = table_rows["n"].max()
+        same_table = frame[frame.experiment == experiment]
+        n = selection.finals(same_table, metric, mode, steps, weights)["n"].max()
         sel = selection.finals(group, metric, mode, steps, weights)
-        per_seed, refused = _per_seed_at(sel, n)
-        mean, half = mean_ci(per_seed)
-        role = group["role"].dropna().iloc[0] if group["role"].notna().any() else ""
-        setting = group["setting"].dropna().iloc[0] if group["setting"].notna().any() else ICT
-        paper = published.paper_value(dataset, role, setting) if steps == 1 else None
-        label = f"{metric} ({mode + ', ' if mode else ''}{steps}-step, n={n:g}, {weights})"
-        if sel.empty:
-            label = "— (no finished run)"
-        paired, paired_refused = pd.Series(dtype=float), ""
-        if role and role not in ("ic", "denoiser") and not per_seed.empty:  # no IC arm
-            budget = group["group"].dropna().iloc[0]
-            base = selection.finals(pool, metric, mode, steps, weights)
-            base = base[(base.role == "ic") & (base.group == budget) & (base.n == n)]
-            try:  # selection's rule: IC once per seed, and the pair on one feature extractor
-                paired = selection.paired(pd.concat([sel[sel.n == n], base]), role, "ic")
-                paired = paired.dropna()
-            except Refused as why:
-                paired_refused = f"refused: {why}"
-        d_mean, d_half = mean_ci(paired)
-        missing = [s for s in expected if s not in per_seed.dropna().index]
-        row = {"experiment": experiment, "variant": variant}
+        role, setting = _first(group, "role"), _first(group, "setting", ICT)
+        cell = {"experiment": experiment, "variant": variant, "dataset": dataset, "role": role}
+        cell |= {"setting": setting, "setting_known": group["setting"].notna().any()}
+        cell |= {"metric": metric, "mode": mode, "steps": steps, "weights": weights, "n": n}
+        cell |= {"finished": not sel.empty, "expected": sorted(group["seed"].unique())}
+        cell |= {"reached": sorted(sel[sel.n == n]["step"].dropna().astype(int).unique())}
+        cell |= {"headline": _seed_cell(sel, n)}
+        cell["paper"] = published.paper_value(dataset, role, setting) if steps == 1 else None
+        cell["paper_source"] = published.paper_source(dataset, role, setting)
+        cell["paired"], cell["paired_refused"] = _paired_to_ic(
+            pool, sel[sel.n == n], group, role, (metric, mode, steps, weights, n)
+        )
+        cell["extra"] = {}  # KID×10² (clean-mode features) and IS, beside Table 1's
+        for name, extra, extra_mode, scale, key in _EXTRA:
+            rows = selection.finals(group, extra, extra_mode, steps, weights)
+            paper = published.paper_value(dataset, role, setting, key)
+            extra_cell = _seed_cell(rows, n)
+            extra_cell |= {"mean": extra_cell["mean"] * scale, "ci95": extra_cell["ci95"] * scale}
+            cell["extra"][name] = extra_cell | {"paper": paper if steps == 1 else None}
+        out.append(cell)
+    return out
+
+
+_EXTRA = (  # (column, metric, mode, scale, paper key): beside the headline metric, FID datasets
+    ("KID×10²", "kid", "clean", 100, "kid_x100"),
+    ("IS", "inception_score", "", 1, "inception_score"),
+)
+
+
+def _paired_to_ic(
+    pool: pd.DataFrame, sel: pd.DataFrame, group: pd.DataFrame, role: str, protocol: tuple
+) -> tuple[pd.Series, str]:
+    """Per seed, this variant's value minus IC's of the same pairing group and protocol, and
+    why not where selection refuses the pair (IC once per seed, one feature extractor)."""
+    if not role or role in ("ic", "denoiser") or sel.empty:  # no IC arm to pair with
+        return pd.Series(dtype=float), ""
+    metric, mode, steps, weights, n = protocol
+    base = selection.finals(pool, metric, mode, steps, weights)
+    base = base[(base.role == "ic") & (base.group == _first(group, "group")) & (base.n == n)]
+    try:
+        return selection.paired(pd.concat([sel, base]), role, "ic").dropna(), ""
+    except Refused as why:
+        return pd.Series(dtype=float), f"refused: {why}"
+
+
+PAIRED_COLUMN = "paired Δ vs IC (same dataset, budget, seed)"
+
+
+def _metric_label(cell: dict) -> str:
+    """What a cell averages: the metric with its direction, mode, steps, sample count, weights."""
+    if not cell["finished"]:
+        return "— (no finished run)"
+    mode = cell["mode"] + ", " if cell["mode"] else ""
+    weights = {"ema": "EMA"}.get(cell["weights"], cell["weights"])
+    return (
+        f"{display.metric_name(cell['metric'])} ({mode}{cell['steps']}-step, n={cell['n']:g}, "
+        f"{weights})"
+    )
+
+
+def format_cells(cells: list[dict], settings: bool, image: bool) -> pd.DataFrame:
+    """`summary_cells` as the table a reader sees: display names, the rounding rule of
+    `display.fmt`, the gap to the paper and whether the paper lies in our prediction interval
+    (only at the paper's 50k samples); `settings` adds the ECT setting columns, `image` KID and
+    IS beside the paper's."""
+    out = []
+    for cell in cells:
+        head, paper, n = cell["headline"], cell["paper"], cell["n"]
+        per_seed = head["per_seed"].dropna()
+        at_protocol = paper is not None and n == published.FID_SAMPLES
+        row = {"experiment": cell["experiment"], "variant": cell["variant"]}
+        row["method"] = display.method_name(cell["role"], cell["setting"])
         if settings:
-            row["setting"] = setting if group["setting"].notna().any() else ""
+            row["setting"] = cell["setting"] if cell["setting_known"] else ""
             # Where a run stopped: ECT short's wall-clock cap can end the arms at other steps.
-            reached = sel[sel.n == n]["step"].dropna().astype(int)
+            reached = cell["reached"]
             row["final step"] = (
-                "" if reached.empty else "–".join(map(str, sorted({reached.min(), reached.max()})))
+                "–".join(map(str, sorted({reached[0], reached[-1]}))) if reached else ""
             )
         row |= {
-            "metric": label,
-            "ours": refused or _fmt(mean, half),
-            "mean": mean,
-            "ci95": half,
-            "seeds": f"{len(per_seed.dropna())}/{len(expected)}",
+            "metric": _metric_label(cell),
+            "ours": head["refused"] or display.fmt(head["mean"], head["ci95"]),
+            "mean": head["mean"],
+            "ci95": head["ci95"],
+            "seeds": f"{len(per_seed)}/{len(cell['expected'])}",
             "paper": paper,
         }
         if settings:
-            source = published.paper_source(dataset, role, setting)
-            row["paper source"] = source if paper is not None else ""
+            row["paper source"] = cell["paper_source"] if paper is not None else ""
+        paired = cell["paired"]
         row |= {
             # The paper's FIDs are over 50k samples: no gap against another sample count.
-            "gap": None
-            if paper is None or math.isnan(mean) or n != published.FID_SAMPLES
-            else round(mean - paper, 2),
-            "paper in PI": _inside_prediction(per_seed, paper)
-            if paper is not None and n == published.FID_SAMPLES
-            else "",
-            PAIRED_COLUMN: paired_refused or _fmt(d_mean, d_half),
+            "gap": round(head["mean"] - paper, 2)
+            if at_protocol and not math.isnan(head["mean"])
+            else None,
+            "paper in PI": _inside_prediction(per_seed, paper) if at_protocol else "",
+            PAIRED_COLUMN: cell["paired_refused"] or display.fmt(*mean_ci(paired), signed=True),
             "pairs": len(paired),
-            "missing seeds": ", ".join(map(str, missing)) or "",
+            "missing seeds": ", ".join(str(s) for s in cell["expected"] if s not in per_seed.index),
         }
-        if image_datasets:
-            row |= _kid_is_columns(group, dataset, role, setting, steps, weights, n)
+        if image:
+            for name, extra in cell["extra"].items():
+                row[name] = extra["refused"] or display.fmt(extra["mean"], extra["ci95"])
+                row[f"paper {name}"] = extra["paper"]
         out.append(row)
     return pd.DataFrame(out)
 
 
-PAIRED_COLUMN = "paired Δ vs IC (same dataset, budget, seed)"
+def summary_table(
+    frame: pd.DataFrame,
+    steps: int = selection.STEPS,
+    weights: str = selection.WEIGHTS,
+    pool: pd.DataFrame | None = None,
+    settings: bool | None = None,
+) -> pd.DataFrame:
+    """Per experiment x variant: the headline metric's mean ± 95% CI over seeds, completed
+    seeds, the paper's value and the gap, and the paired difference to IC (`summary_cells`,
+    formatted by `format_cells`). KID×10² and IS beside the paper's for FID datasets.
+    `settings` (default: where any run is not iCT) adds the columns `setting` (ECT short /
+    long, EDM pretraining), `final step` and `paper source`."""
+    cells = summary_cells(frame, steps, weights, pool)
+    if settings is None:
+        settings = any(c["setting"] != ICT for c in cells if c["setting_known"])
+    image = bool(set(frame["dataset"].dropna()) - set(published.PRIMARY_OTHER))
+    return format_cells(cells, settings, image)
 
 
 def _inside_prediction(values: pd.Series, paper: float) -> str:
@@ -333,16 +397,17 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
             {
                 "experiment": budget,
                 "variant": "gc at IC's wall-clock",
-                "metric": f"{primary(dataset)[0]} (curve: 1-step, n={n:g}, ema; GC "
+                "method": f"{display.method_name('gc')} at IC's wall-clock",
+                "metric": f"{display.metric_name(primary(dataset)[0])} (curve: 1-step, n={n:g}, ema; GC "
                 f"interpolated at IC's training seconds: steps ≈ {steps or '—'})",
-                "ours": f"refused: {why}" if why else _fmt(mean, half),
+                "ours": f"refused: {why}" if why else display.fmt(mean, half),
                 "mean": mean,
                 "ci95": half,
                 "seeds": f"{len(per_seed)}/{len(expected)}",
                 "paper": paper,
                 "gap": round(mean - paper, 2) if comparable else None,
                 "paper in PI": _inside_prediction(per_seed["gc"], paper) if comparable else "",
-                PAIRED_COLUMN: _fmt(*mean_ci(paired)),
+                PAIRED_COLUMN: display.fmt(*mean_ci(paired), signed=True),
                 "pairs": len(paired),
                 "missing seeds": ", ".join(str(s) for s in expected if s not in per_seed.index),
             }
@@ -350,33 +415,73 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
     return pd.DataFrame(out)
 
 
-def _kid_is_columns(group, dataset, role, setting, steps, weights, n) -> dict:
-    """KID×10² (clean-mode features) and Inception Score, ours beside the paper's (Table 1's,
-    iCT only: Table 2 gives FID alone)."""
-    out = {}
-    for name, metric, mode, scale, paper in (
-        ("KID×10²", "kid", "clean", 100, "kid_x100"),
-        ("IS", "inception_score", "", 1, "inception_score"),
-    ):
-        sel = selection.finals(group, metric, mode, steps, weights)
-        per_seed, refused = _per_seed_at(sel, n)
-        out[name] = refused or _fmt(*[v * scale for v in mean_ci(per_seed)])
-        value = published.paper_value(dataset, role, setting, paper)
-        out[f"paper {name}"] = value if steps == 1 else None
-    return out
+_CAPTIONS = {  # table name -> what it is, for the .tex caption
+    "table1": "Headline metric per method (the paper's Table 1)",
+    "table2": "ECT fine-tuning of a pretrained EDM denoiser, IC vs GC (the paper's Table 2)",
+    "table3": "Ablations of GC (the paper's Table 3)",
+    "mu_sweep": "GC for each mu (the paper's Table 3, mu sweep)",
+    "toy": "The 2-D toy",
+}
+# The columns a paper shows, renamed; the rest (run names, missing seeds) stay in .md and .csv.
+_TEX_COLUMNS = {
+    "experiment": "experiment",
+    "method": "method",
+    "setting": "setting",
+    "final step": "final step",
+    "metric": "metric",
+    "ours": "ours",
+    "seeds": "seeds",
+    "paper": "paper",
+    "gap": "gap",
+    PAIRED_COLUMN: "Δ vs IC (paired)",
+    "pairs": "pairs",
+    "KID×10²": "KID×10² ↓",
+    "paper KID×10²": "paper KID×10²",
+    "IS": "IS ↑",
+    "paper IS": "paper IS",
+}
+
+
+def tex_table(shown: pd.DataFrame, name: str, label: str) -> str:
+    """A table as a complete booktabs float for a paper: its paper columns, none that is empty
+    throughout, and a column that is the same in every row (one experiment, one metric) said
+    once in the caption instead."""
+    kind = next((k for k in _CAPTIONS if name.startswith(k)), "table1")
+    variant = name.removeprefix(kind).lstrip("_").replace("_", ", ")
+    columns = [c for c in _TEX_COLUMNS if c in shown and (shown[c].astype(str) != "").any()]
+    said = [c for c in ("experiment", "metric") if c in columns and shown[c].nunique() == 1]
+    caption = _CAPTIONS[kind] + (f" ({variant})" if variant else "") + ". "
+    caption += "".join(f"{c.capitalize()}: {shown[c].iloc[0]}. " for c in said)
+    caption += (
+        "Ours: mean ± half-width of the 95% t-interval over training seeds (n/a: one seed or no "
+        "spread); seeds: completed/expected; Δ vs IC: the same over the paired differences to "
+        "IC of the same dataset, budget and seed; paper: the paper's value, gap: ours − paper."
+    )
+    columns = [c for c in columns if c not in said]
+    if not columns:  # a study where no run finished still gets a table that compiles
+        return display.latex_table(["table"], [["no finished run"]], caption, label)
+    rows = shown[columns].astype(str).to_numpy().tolist()
+    return display.latex_table([_TEX_COLUMNS[c] for c in columns], rows, caption, label)
 
 
 def write_tables(table: pd.DataFrame, folder: Path, name: str) -> None:
+    """`name`.md, .tex (a booktabs float labelled tab:<study>-<name>), .html and .csv."""
     folder.mkdir(parents=True, exist_ok=True)
-    shown = table.drop(columns=["mean", "ci95"]).astype(object).fillna("")
-    (folder / f"{name}.md").write_text(
-        tabulate(shown, headers="keys", tablefmt="github", showindex=False) + "\n"
-    )
-    (folder / f"{name}.tex").write_text(
-        tabulate(shown, headers="keys", tablefmt="latex_booktabs", showindex=False) + "\n"
-    )
+    shown = table.drop(columns=["mean", "ci95"], errors="ignore").astype(object).fillna("")
+    (folder / f"{name}.md").write_text(_markdown(shown) + "\n")
+    label = f"tab:{folder.parent.name}-{name}"
+    (folder / f"{name}.tex").write_text(tex_table(shown, name, label))
     (folder / f"{name}.html").write_text(_html(name, shown))
     table.to_csv(folder / f"{name}.csv", index=False)
+
+
+def _markdown(shown: pd.DataFrame) -> str:
+    """A GitHub Markdown table whose cells cannot break it (a `|` in a note is escaped)."""
+    escaped = shown.astype(object).map(
+        lambda v: display.markdown_cell(v) if isinstance(v, str) else v
+    )
+    escaped.columns = [display.markdown_cell(c) for c in shown.columns]
+    return tabulate(escaped, headers="keys", tablefmt="github", showindex=False)
 
 
 def _html(title: str, *parts: str | pd.DataFrame) -> str:
@@ -654,7 +759,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
         "",
         rule,
         "",
-        tabulate(shown, headers="keys", tablefmt="github", showindex=False)
+        _markdown(shown)
         if not table.empty
         else "No claim can be tested: the study has no finished pair of runs.",
         "",
@@ -674,7 +779,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
             "",
             snapshot_caption,
             "",
-            tabulate(snapshots, headers="keys", tablefmt="github", showindex=False),
+            _markdown(snapshots),
             "",
         ]
     level_caption = (
@@ -691,7 +796,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
             "",
             level_caption,
             "",
-            tabulate(reached, headers="keys", tablefmt="github", showindex=False),
+            _markdown(reached),
             "",
         ]
     sigma_caption = (
@@ -707,7 +812,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
             "",
             sigma_caption,
             "",
-            tabulate(sigmas, headers="keys", tablefmt="github", showindex=False),
+            _markdown(sigmas),
             "",
         ]
     path = results / "claims.md"

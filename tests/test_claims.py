@@ -465,7 +465,7 @@ def test_tables_and_claims_give_the_same_paired_difference():
     mean, half, _ = stats.paired_t([-10.0, -15.0, -8.0])
     assert (claim["mean"], claim["ci95"]) == pytest.approx((mean, half))
     table = report.summary_table(frame[frame.kind != "curve"]).set_index("variant")
-    assert table.loc["gc", report.PAIRED_COLUMN] == report._fmt(claim["mean"], claim["ci95"])
+    assert table.loc["gc", report.PAIRED_COLUMN] == claim["measured"]
     shown = [str(cell) for cell in table.to_numpy().ravel()]
     assert not any(w in cell for cell in shown for w in ("reproduced", "contradicted"))
 
@@ -573,7 +573,7 @@ def test_table3s_budget_row_and_the_claim_are_one_computation():
     assert claim["verdict"] != "refused" and claim["pairs"] == 3
     row = report.same_wallclock_table(digits, digits).iloc[0]
     assert row["pairs"] == claim["pairs"]
-    assert row[report.PAIRED_COLUMN] == report._fmt(claim["mean"], claim["ci95"])
+    assert row[report.PAIRED_COLUMN] == claim["measured"]
 
 
 def test_the_report_figures_read_the_claims_curve_rows():
