@@ -309,7 +309,7 @@ def test_table2_takes_the_papers_ect_numbers_and_pairs_within_each_setting(tmp_p
     # GC pairs with the IC of its own setting and seed only: short -1.0, -0.9, -0.8; long -0.2,
     # -0.15, -0.1.
     # (Across settings it would be about -3.7; with iCT's IC, -0.5 or -3.2.)
-    assert short.loc["gc", "pairs"] == 3 and short.loc["gc", PAIRED_COLUMN].== "-0.90 ± 0.25"
+    assert short.loc["gc", "pairs"] == 3 and short.loc["gc", PAIRED_COLUMN] == "-0.90 ± 0.25"
     assert long.loc["gc", "pairs"] == 3 and long.loc["gc", PAIRED_COLUMN].startswith("-0.15 ±")
     # The pretrained denoiser: its own row, its own setting, no paper value and nothing paired.
     denoiser = table.loc[("cifar10_pretrain", "denoiser")]
