@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from . import checkpoint, claims, display, layout, measures, selection
+from . import checkpoint, claims, display, figures, layout, measures, selection
 from . import paper as published
 from .paper import ICT, primary
 from .recipes import upgrade_config
@@ -189,13 +189,6 @@ def _per_seed_at(rows: pd.DataFrame, n: float) -> tuple[pd.Series, str]:
     return _per_seed(at_n)
 
 
-def _with_roles(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with each run's role, setting and pairing group where its config is known."""
-    known = selection.with_roles(frame)[["run", "role", "setting", "group"]]
-    known = known.drop_duplicates("run")
-    return frame.merge(known, on="run", how="left")
-
-
 def _first(rows: pd.DataFrame, column: str, default: str = "") -> str:
     known = rows[column].dropna()
     return known.iloc[0] if not known.empty else default
@@ -219,8 +212,8 @@ def summary_cells(
     protocol, the headline metric's cell (and KID, IS), the paper's value for the run's role and
     setting (1-step only: the paper reports no other), and the paired difference to IC: the IC
     run of the same pairing group and seed, from any experiment of `pool` (default `frame`)."""
-    frame = _with_roles(frame)
-    pool = frame if pool is None else _with_roles(pool)
+    frame = selection.annotated(frame)
+    pool = frame if pool is None else selection.annotated(pool)
     out = []
     for (experiment, variant), group in frame.groupby(["experiment", "variant"], sort=False):
         dataset = _first(group, "dataset")
@@ -499,154 +492,6 @@ def _html(title: str, *parts: str | pd.DataFrame) -> str:
     )
 
 
-# ---- figures -------------------------------------------------------------------------------------
-
-
-def band_frame(
-    frame: pd.DataFrame, series: str, x: str, x_value: str | None = None
-) -> pd.DataFrame:
-    """Mean and 95% band over seeds of `value`, per series and x (x_value: plot against the
-    mean of another column of each group, e.g. wall-clock per snapshot)."""
-    rows = []
-    for (name, xv), g in frame.groupby([series, x]):
-        mean, half = mean_ci(g["value"])  # nan half-width with one seed: no band
-        at = g[x_value].mean() if x_value else xv
-        seeds = int(g["value"].notna().sum())
-        rows.append(
-            {"series": name, "x": at, "mean": mean, "lo": mean - half, "hi": mean + half}
-            | {"seeds": seeds}
-        )
-    return pd.DataFrame(rows).sort_values(["series", "x"]) if rows else pd.DataFrame()
-
-
-def curve_frame(frame: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame, str]:
-    """The headline metric's convergence-curve rows of one experiment, and the y label."""
-    sub = frame[(frame.experiment == experiment) & (frame.kind == "curve")]
-    if sub.empty:
-        return sub, ""
-    metric = primary(sub["dataset"].dropna().iloc[0])[0]
-    sub = selection.headline_curves(sub, sub["dataset"].dropna().iloc[0])
-    label = f"{metric} ({int(sub['n'].iloc[0])} samples)" if not sub.empty else metric
-    return sub, label
-
-
-def paired_difference_bands(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per variant and snapshot: mean ± 95% CI over seeds of (variant − IC), same seed."""
-    baseline = curve.loc[curve.coupling == "ic", "variant"].unique()
-    if len(baseline) != 1:
-        return pd.DataFrame()
-    wide = curve.pivot_table(index=["step", "seed"], columns="variant", values="value")
-    diffs = wide.drop(columns=baseline[0]).sub(wide[baseline[0]], axis=0)
-    long = diffs.reset_index().melt(id_vars=["step", "seed"], var_name="variant").dropna()
-    return band_frame(long.assign(series=long["variant"] + " − " + baseline[0]), "series", "step")
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _draw(ax, bands: pd.DataFrame) -> None:
-    """A line per series with its 95% band; a series of one seed has no band to draw, so it is
-    a bare line labelled as one seed (a zero-width band would read as no spread)."""
-    for name, g in bands.groupby("series"):
-        one_seed = "seeds" in g and g["seeds"].max() <= 1
-        label = f"{name} (one seed)" if one_seed else str(name)
-        ax.plot(g["x"], g["mean"], marker="o", ms=3, label=label)
-        if not one_seed:
-            ax.fill_between(g["x"], g["lo"], g["hi"], alpha=0.2)
-    ax.legend(fontsize=8)
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    for suffix in (".png", ".pdf"):
-        fig.savefig(path.with_suffix(suffix), dpi=120)
-    _plt().close(fig)
-    return path.with_suffix(".png")
-
-
-def draw_bands(
-    bands: pd.DataFrame,
-    xlabel: str,
-    ylabel: str,
-    title: str,
-    path: Path,
-    logx: bool = False,
-    logy: bool = False,
-) -> Path:
-    """One line with a shaded band per series; written as PNG and PDF."""
-    fig, ax = _plt().subplots(figsize=(5.5, 3.8))
-    _draw(ax, bands)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    ax.set_xscale("log" if logx else "linear")
-    ax.set_yscale("log" if logy else "linear")
-    return _save(fig, path)
-
-
-def draw_convergence(curve: pd.DataFrame, ylabel: str, title: str, path: Path) -> Path:
-    """The metric per variant against iterations (log y, 95% bands over seeds), and below it
-    the paired difference to IC with its 95% CI."""
-    diffs = paired_difference_bands(curve)
-    rows = 2 if not diffs.empty else 1
-    fig, axes = _plt().subplots(
-        rows, 1, figsize=(5.5, 3.8 * rows), sharex=True, squeeze=False, height_ratios=[3, 2][:rows]
-    )
-    top = axes[0, 0]
-    _draw(top, band_frame(curve, "variant", "step"))
-    top.set(ylabel=ylabel, title=title, yscale="log")
-    if rows == 2:
-        bottom = axes[1, 0]
-        _draw(bottom, diffs)
-        bottom.axhline(0, color="black", lw=0.8)
-        bottom.set(ylabel="paired difference", xlabel="training iterations")
-    else:
-        top.set(xlabel="training iterations")
-    return _save(fig, path)
-
-
-def mu_sweep_frame(frame: pd.DataFrame, sweep: list[str]) -> tuple[pd.DataFrame, pd.Series]:
-    """Final headline metric against mu for GC without dropout (the sweep's runs, plus the
-    paper's GC mu = 0.5 where it was scored like them), and IC's values beside it. Only rows of
-    the sweep's sample count, 1-step, EMA: never two protocols in one figure."""
-    frame = _with_roles(frame)
-    frame = frame[frame.setting == ICT]  # IC and GC mu = 0.5 of iCT, never ECT's runs
-    dataset = frame.loc[frame.experiment.isin(sweep), "dataset"].dropna().iloc[0]
-    metric, mode = primary(dataset)
-    # The sweep's pairing groups (dataset, budget): IC and GC mu = 0.5 of another budget stay out.
-    groups = set(frame.loc[frame.experiment.isin(sweep), "group"].dropna())
-    rows = selection.finals(frame[frame.group.isin(groups)], metric, mode, 1, "ema")
-    n = rows.loc[rows.experiment.isin(sweep), "n"].max()
-    rows = rows[rows.n == n]
-    gc = rows[(rows.coupling == "gc") & (rows.endpoint == "ema") & (rows.max_dropout == 0)]
-    gc = gc[gc.experiment.isin(sweep) | (gc.role == "gc")].drop_duplicates(["mu", "seed"])
-    ic = rows[rows.role == "ic"]
-    # A repeated IC run of one seed is not resolved by picking one: IC is left out.
-    ic = ic["value"] if not ic.duplicated("seed").any() else ic["value"].iloc[:0]
-    return gc.assign(series=f"GC without dropout ({metric}, n={n:g})"), ic
-
-
-def draw_mu_sweep(frame: pd.DataFrame, sweep: list[str], path: Path) -> Path | None:
-    gc, ic = mu_sweep_frame(frame, sweep)
-    if gc.empty:
-        return None
-    fig, ax = _plt().subplots(figsize=(5.5, 3.8))
-    _draw(ax, band_frame(gc, "series", "mu"))
-    if len(ic):
-        mean, half = mean_ci(ic)
-        ax.axhline(mean, color="black", ls="--", lw=1, label=f"IC (n={len(ic)} seeds)")
-        if not math.isnan(half):
-            ax.axhspan(mean - half, mean + half, color="black", alpha=0.1)
-        ax.legend(fontsize=8)
-    ax.set(xlabel="mu (fraction of GC samples)", ylabel="final metric (1-step, EMA)")
-    ax.set(title="GC mu sweep; IC (the iCT recipe, its own dropout) as the dashed line")
-    return _save(fig, path)
-
-
 # ---- the whole report ----------------------------------------------------------------------------
 
 
@@ -681,42 +526,8 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
         empty = pd.DataFrame(columns=["experiment", "variant", "ours", "mean", "ci95", "seeds"])
         table = summary_table(table1) if not table1.empty else empty
         write_tables(table, results / "tables", "table1")
-    figures = results / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    for experiment in frame["experiment"].unique():
-        curve, ylabel = curve_frame(frame, experiment)
-        if curve.empty:
-            continue
-        title = f"{experiment} (1-step, EMA weights, mean ± 95% over seeds)"
-        path = figures / f"curve_{experiment}_iterations"
-        written.append(draw_convergence(curve, ylabel, title, path))
-        bands = band_frame(curve, "variant", "step", x_value="train_seconds")
-        path = figures / f"curve_{experiment}_wallclock"
-        written.append(draw_bands(bands, "training wall-clock (s)", ylabel, title, path, logy=True))
     sweep = [e for e, k in kinds.items() if k == "mu_sweep"]
-    if sweep:
-        path = draw_mu_sweep(frame, sweep, figures / "mu_sweep")
-        written += [path] if path else []
-    for experiment, g in frame[frame.kind == "transport"].groupby("experiment"):
-        # IC and OT costs do not depend on the model: shown once. GC's endpoints depend on the
-        # network that predicts them: one line per trained variant.
-        # The preconditioning's forced endpoint does not depend on training either.
-        shared = ["transport_ic", "transport_ot", "transport_forced"]
-        g = g[~(g.metric.isin(shared) & (g.variant != g.variant.iloc[0]))]
-        names = {"transport_ic": "IC (e = x)", "transport_ot": "batch OT (x re-paired)"}
-        names["transport_forced"] = "preconditioning alone (e = c_skip (x + σz))"
-        gc_name = "GC endpoints from the " + g["variant"] + " runs"
-        g = g.assign(series=g["metric"].map(names).fillna(gc_name))
-        path = figures / f"transport_cost_{experiment}"
-        draw_bands(
-            band_frame(g, "series", "sigma"),
-            "sigma",
-            "E||e - z||^2",
-            f"transport cost ({experiment})",
-            path,
-            logx=True,
-        )
-        written.append(path.with_suffix(".png"))
+    written += figures.draw_all(frame, results / "figures", sweep)
     written.append(write_claims(frame, results))
     readme = results / "README.md"
     readme.write_text(_readme(results, written, frame))

@@ -89,6 +89,15 @@ def with_roles(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def annotated(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every row of the frame, with its run's role, setting and pairing group where the run's
+    config is known (NaN where it is not: a run that never started keeps its rows)."""
+    known = with_roles(frame)[["run", "role", "setting", "group"]].drop_duplicates("run")
+    return frame.drop(columns=["role", "setting", "group"], errors="ignore").merge(
+        known, on="run", how="left"
+    )
+
+
 def _run_name(run: str) -> str:
     """A run as experiment/variant/s<seed> where it is a run directory of a study's layout."""
     try:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from gcbench import claims, measures, report, selection, stats
+from gcbench import claims, figures, measures, report, selection, stats
 from gcbench import paper as published
 from gcbench.paper import primary
 from scipy import stats as scipy_stats
@@ -580,7 +580,7 @@ def test_the_report_figures_read_the_claims_curve_rows():
     frame = _study()
     online = frame[frame.kind == "curve"].assign(weights="online", value=lambda f: f.value * 9)
     mixed = pd.concat([frame, online])
-    curve, _ = report.curve_frame(mixed, "digits8")
+    curve, _ = figures.curve_frame(mixed, "digits8")
     chosen = selection.headline_curves(selection.with_roles(mixed), "digits8")
     assert set(curve.weights) == {"ema"} and len(curve) == len(chosen)
 

@@ -8,10 +8,10 @@ import pytest
 import yaml
 from gcbench import checkpoint
 from gcbench import study as studies
+from gcbench.figures import mu_sweep_frame
 from gcbench.recipes import resolve
 from gcbench.report import (
     PAIRED_COLUMN,
-    mu_sweep_frame,
     report,
     same_wallclock_table,
     summary_table,
@@ -124,7 +124,9 @@ def test_kid_and_inception_score_beside_the_papers(study):
     _, runs = study
     frame = tidy(runs)
     table = summary_table(frame[frame.experiment == "cifar10"], 1).set_index("variant")
-    assert table.loc["gc", "KID×10²"] == "0.400 ± n/a"  # 0.004 x 100, identical over seeds: no spread
+    assert (
+        table.loc["gc", "KID×10²"] == "0.400 ± n/a"
+    )  # 0.004 x 100, identical over seeds: no spread
     assert table.loc["gc", "paper KID×10²"] == 0.26 and table.loc["ic", "paper IS"] == 8.76
     assert table.loc["gc", "IS"].startswith("9")
 
@@ -487,7 +489,7 @@ def test_a_published_cell_is_compared_with_a_prediction_interval(tmp_path):
 
 
 def test_a_one_seed_band_is_a_line_labelled_as_one_seed(tmp_path):
-    from gcbench.report import _draw, _plt, band_frame
+    from gcbench.figures import _draw, _plt, band_frame
 
     one = pd.DataFrame({"variant": "gc", "step": [1, 2], "value": [3.0, 2.0], "seed": 0})
     bands = band_frame(one, "variant", "step")
