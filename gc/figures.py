@@ -190,7 +190,17 @@ def draw_bands(
     return _save(fig, path)
 
 
+def curve_title(experiment: str, curve: pd.DataFrame, ylabel: str) -> str:
+    """What a convergence figure shows, with its sample count (in `ylabel`) and seed count."""
+    seeds = _seeds(band_frame(curve, "series", "step"))
+    return f"{experiment}: {ylabel}; geometric mean and 95% band over {seeds}"
+
+
 def draw_convergence(curve: pd.DataFrame, ylabel: str, title: str, path: Path) -> Path:
+    return _save(convergence_figure(curve, ylabel, title), path)
+
+
+def convergence_figure(curve: pd.DataFrame, ylabel: str, title: str):
     """The metric per method against iterations (log y: geometric mean and 95% band over
     seeds), and below it the paired difference to IC with its 95% CI."""
     diffs = paired_difference_bands(curve)
@@ -209,7 +219,7 @@ def draw_convergence(curve: pd.DataFrame, ylabel: str, title: str, path: Path) -
         bottom.set(ylabel="paired difference to IC", xlabel="training iterations")
     else:
         top.set(xlabel="training iterations")
-    return _save(fig, path)
+    return fig
 
 
 def draw_mu_sweep(frame: pd.DataFrame, sweep: list[str], path: Path) -> Path | None:
@@ -246,8 +256,7 @@ def draw_all(frame: pd.DataFrame, folder: Path, sweep: list[str]) -> list[Path]:
         curve, ylabel = curve_frame(frame, experiment)
         if curve.empty:
             continue
-        seeds = _seeds(band_frame(curve, "series", "step"))
-        title = f"{experiment}: {ylabel}; geometric mean and 95% band over {seeds}"
+        title = curve_title(experiment, curve, ylabel)
         path = folder / f"curve_{experiment}_iterations"
         written.append(draw_convergence(curve, ylabel, title, path))
         bands = band_frame(curve, "series", "step", x_value="train_seconds", log=True)

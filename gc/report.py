@@ -642,36 +642,71 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
 _DESCRIPTIONS = [  # (file-name prefix, description), most specific first
     (
         "claims",
-        "the paper's claims tested on this study: paired difference over seeds, 95% CI, pairs, the paper's difference, ours as a fraction of it and whether it lies in our CI, unadjusted and Holm-adjusted p, verdict at a family-wise 5% (reproduced / contradicted / inconclusive; deterministic, refused, descriptive and not a paper claim stay outside the family); GC − IC at every snapshot (flagged below the metric's floor), the steps to reach IC's levels, and the transport cost at every sigma, descriptive",
+        "the paper's claims tested on this study: paired difference over seeds, 95% CI, pairs, "
+        "the paper's difference, ours as a fraction of it and whether it lies in our CI, "
+        "unadjusted and Holm-adjusted p, verdict at a family-wise 5% (reproduced / "
+        "contradicted / inconclusive; deterministic, refused, descriptive and not a paper claim "
+        "stay outside the family), and for every inconclusive row the seeds that would settle "
+        "it at the measured size and at the paper's; then GC − IC at every snapshot (flagged "
+        "below the metric's floor, with the seeds that would clear zero), the steps to reach "
+        "IC's levels, and the transport cost at every sigma, descriptive",
     ),
     (
         "tidy",
-        "every number of every run, one row per run x step x metric (kind: train, curve, final, transport, status)",
+        "every number of every run, one row per run × step × metric (kind: train, curve, "
+        "final, transport, status)",
     ),
     (
         "table1",
-        "Table 1 style: headline metric per experiment x variant, mean ± 95% CI over seeds, completed seeds, the paper's value and the gap, the paired difference to IC per seed with its CI, missing seeds",
+        "Table 1 style: headline metric (with ↓ / ↑) per experiment × method, mean ± 95% CI "
+        "over seeds by the rounding rule, completed seeds, the paper's value and the gap, the "
+        "paired difference to IC per seed with its CI, missing seeds",
     ),
     (
         "table2",
-        "Table 2 style (ECT fine-tuning a pretrained EDM denoiser, IC vs GC mu = 0.3): the columns of Table 1 plus `setting` (ECT short / long; EDM pretraining for the denoiser ECT starts from, its own row without a paper value) and `paper source`; `paper` is Table 2's number for the run's setting, and the paired difference pairs only within one setting",
+        "Table 2 style (ECT fine-tuning a pretrained EDM denoiser, ECT-IC vs ECT-GC (μ = 0.3)): "
+        "the columns of Table 1 plus `setting` (ECT short / long; EDM pretraining for the "
+        "denoiser ECT starts from, its own row without a paper value) and `paper source`; "
+        "`paper` is Table 2's number for the run's setting, and the paired difference pairs "
+        "only within one setting",
     ),
-    ("table3", "Table 3 ablations, same columns"),
-    ("mu_sweep.", "final headline metric against mu, mean ± 95% band over seeds"),
-    ("mu_sweep", "the mu sweep, same columns as Table 1"),
-    ("toy", "the 2-D toy, same columns as Table 1"),
+    ("table3", "Table 3 ablations, the columns of Table 1, and GC at IC's wall-clock"),
+    (
+        "mu_sweep.",
+        "final headline metric against μ for GC without dropout, mean ± 95% band over seeds, "
+        "IC as a dashed line",
+    ),
+    ("mu_sweep", "the μ sweep, the columns of Table 1"),
+    ("toy", "the 2-D toy, the columns of Table 1"),
     (
         "curve_",
-        "convergence curve of the headline metric (mean ± 95% band over seeds) per variant, against iterations or wall-clock",
+        "convergence curve of the headline metric per method (log y: geometric mean and 95% "
+        "band over seeds) against training iterations, with the paired difference to IC below, "
+        "or against training wall-clock",
     ),
     (
         "transport_cost_",
-        "E||e - z||^2 per sigma for IC, batch OT, GC and the preconditioning alone (the paper's Fig. 3), mean over seeds",
+        "E‖e − z‖² per σ (log-log; geometric mean and 95% band over seeds) for IC's and batch "
+        "OT's pairings and the preconditioning alone (dashed) and GC's endpoints of each "
+        "trained network (solid): the paper's Fig. 3",
     ),
 ]
+_VARIANTS = {  # a table name's suffix -> what it changes
+    "_2step": "; at 2 sampling steps (the paper reports 1-step values only: no paper column)",
+    "_online": "; of the online weights instead of the EMA weights",
+}
+_FORMATS = {
+    ".md": "Markdown",
+    ".tex": "LaTeX booktabs float with caption and label",
+    ".html": "HTML",
+    ".csv": "CSV, unrounded numbers",
+    ".png": "PNG",
+    ".pdf": "PDF (vector)",
+}
 
 
 def _readme(results: Path, written: list[Path], frame: pd.DataFrame) -> str:
+    """results/README.md: the missing runs, then every file the report wrote, one row each."""
     lines = ["# Results", "", "Generated by `gcbench report`; do not edit.", ""]
     missing = frame[frame.metric == "missing"]
     if not missing.empty:
@@ -680,31 +715,38 @@ def _readme(results: Path, written: list[Path], frame: pd.DataFrame) -> str:
             + ", ".join(sorted(missing["run"])),
             "",
         ]
-    lines += ["| file | what it is |", "|---|---|"]
-    for path in written:
-        rel = path.relative_to(results)
-        text = next((d for k, d in _DESCRIPTIONS if path.name.startswith(k)), "")
-        if path.suffix == ".md":
-            text += (
-                " (also .html and .csv)"
-                if path.name == "claims.md"
-                else " (also .tex, .html, .csv)"
-            )
-        if path.suffix == ".png":
-            text += " (also .pdf)"
-        lines.append(f"| `{rel}` | {text} |")
+    lines += ["| file | formats | what it is |", "|---|---|---|"]
+    # Each written file with its siblings in the other formats (table1.md: .tex, .html, .csv).
+    files = sorted({s for p in written for s in p.parent.glob(f"{p.stem}.*") if s.is_file()})
+    stems: dict[Path, list[str]] = {}
+    for path in files:
+        if path.name != "README.md":
+            stems.setdefault(path.with_suffix(""), []).append(path.suffix)
+    for stem, suffixes in stems.items():
+        text = next((d for k, d in _DESCRIPTIONS if stem.name.startswith(k)), "")
+        text += "".join(note for part, note in _VARIANTS.items() if part in stem.name)
+        formats = ", ".join(f"`{s}` ({_FORMATS.get(s, s)})" for s in sorted(suffixes))
+        rel = display.markdown_cell(stem.relative_to(results))
+        lines.append(
+            f"| `{rel}` | {display.markdown_cell(formats)} | {display.markdown_cell(text)} |"
+        )
     lines += [
         "",
-        "Table columns: `metric` = what a cell averages (metric, mode, sampling steps, n, "
-        "weights); `ours` = mean ± 95% t-interval over completed seeds; `seeds` = "
-        "completed/expected; `paper` = the paper's number (1-step only); `gap` = ours − paper; "
-        "`paper in PI` = whether the paper's single run lies in the 95% prediction interval of "
-        "one of our runs (t·s·√(1 + 1/n)); "
-        "`paired Δ vs IC` = mean ± 95% CI of (variant − IC) over seeds where both finished, IC "
-        "of the same dataset, setting, budget and seed; `pairs` = how many such seeds; `missing seeds` "
-        "= expected seeds without a final result. Table 2 adds `setting` (ECT short, ECT "
-        "long, EDM pretraining) and `paper source` (Table 1, 2 or 3; Table 2's FFHQ 64 row is "
-        "marked unconfirmed: it appears only in other versions of the paper).",
+        "Table columns: `method` = the run's role as the paper names it (IC, batch OT, GC (μ = "
+        "0.5), GC online endpoint, ECT-GC (μ = 0.3), …; `variant` is the study's own name for "
+        "the runs); `metric` = what a cell averages (metric with ↓ lower or ↑ higher is "
+        "better, mode, sampling steps, n, weights); `ours` = mean ± 95% t-interval over "
+        "completed seeds, the interval to 2 significant digits and the mean to the same "
+        "decimal place (`n/a`: one seed, or no spread to report); `seeds` = completed/"
+        "expected; `paper` = the paper's number (1-step only); `gap` = ours − paper; `paper "
+        "in PI` = whether the paper's single run lies in the 95% prediction interval of one of "
+        "our runs (t·s·√(1 + 1/n)); `paired Δ vs IC` = mean ± 95% CI of (variant − IC) over "
+        "seeds where both finished, IC of the same dataset, setting, budget and seed; `pairs` "
+        "= how many such seeds; `missing seeds` = expected seeds without a final result. Table "
+        "2 adds `setting` (ECT short, ECT long, EDM pretraining) and `paper source` (Table 1, "
+        "2 or 3; Table 2's FFHQ 64 row is marked unconfirmed: it appears only in other "
+        "versions of the paper). The .tex tables keep the paper's columns and say a column "
+        "that is the same in every row (experiment, metric) once in the caption.",
         "",
     ]
     return "\n".join(lines)
