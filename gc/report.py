@@ -561,7 +561,10 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
         "the paper's difference lies inside our 95% interval (a verdict of the right sign far "
         "from the paper's size shows here). Rows read only 1-step EMA evaluations at one sample "
         "count and one feature extractor (`gcbench.selection`); a role repeated within a seed "
-        "and budget, or a pair on different extractors, is refused with the runs named."
+        "and budget, or a pair on different extractors, is refused with the runs named. "
+        "Numbers follow one rounding rule: the interval's half-width to 2 significant digits, "
+        "the mean to the same decimal place; `n/a` where there is no spread to report; a "
+        f"ratio as a percentage. {claims.SEEDS_METHOD}."
     )
     lines = [
         "# The paper's claims, tested on this study",

@@ -592,3 +592,32 @@ def test_a_group_whose_every_role_repeats_is_refused_not_an_error():
     table = claims.claims(twice)
     assert table["claim"].tolist() == ["every claim on role gc"]
     assert claims.per_snapshot(twice).empty and claims.per_level(twice).empty
+
+
+def test_seeds_needed_against_a_hand_calculation():
+    # Effect 1, sd 1: n = 6 gives t(0.975, 5)/√6 = 2.571/2.449 = 1.050 > 1 (the interval still
+    # reaches zero), n = 7 gives 2.447/2.646 = 0.925 < 1: 7 seeds.
+    assert stats.seeds_needed(1.0, 1.0) == 7 and stats.seeds_needed(-1.0, 1.0) == 7
+    # At Bonferroni's level for a family of 2 (alpha 0.025): t(0.9875, 7)/√8 = 2.841/2.828 =
+    # 1.004 > 1, t(0.9875, 8)/√9 = 2.752/3 = 0.917 < 1: 9 seeds.
+    assert stats.seeds_needed(1.0, 1.0, 0.025) == 9
+    assert stats.seeds_needed(0.0, 1.0) is None  # no effect: no number of seeds
+    assert stats.seeds_needed(1e-6, 1.0) is None  # beyond SEEDS_CAP
+
+
+def test_an_inconclusive_row_says_how_many_seeds_would_settle_it(tmp_path):
+    table = claims.claims(_study(gc_final_offsets=(-10.0, -15.0, -8.0))).set_index("claim")
+    row = table.loc["GC ends below IC"]
+    assert row["verdict"] == "inconclusive"
+    # Differences -10, -15, -8: mean -11, sd √13; the family's m rows make the level 0.05/m.
+    m = claims.family_size(table.reset_index())
+    sd, n = math.sqrt(13.0), 2
+    while scipy_stats.t.ppf(1 - 0.025 / m, n - 1) * sd / math.sqrt(n) >= 11.0:
+        n += 1
+    assert row[claims.SEEDS_OURS] == str(n)
+    assert row[claims.SEEDS_PAPER] == ""  # digits: the paper gives no difference
+    settled = table[table.verdict != "inconclusive"]
+    assert (settled[claims.SEEDS_OURS] == "").all()  # only open questions get a count
+    report.write_claims(_study(gc_final_offsets=(-10.0, -15.0, -8.0)), tmp_path)
+    text = (tmp_path / "claims.md").read_text()
+    assert "seeds to settle" in text and "Bonferroni" in text and "0.05/m" in text

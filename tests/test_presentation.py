@@ -143,7 +143,7 @@ def test_every_table_the_report_writes_compiles_with_a_real_engine(written, tmp_
     body = "\n".join(rf"\input{{{p}}}" + "\n\\clearpage" for p in tex)
     doc = tmp_path / "tables.tex"
     doc.write_text(
-        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+        "\\documentclass{article}\n\\usepackage{booktabs}\n"
         f"\\begin{{document}}\n{body}\n\\end{{document}}\n"
     )
     done = subprocess.run(
