@@ -9,6 +9,7 @@ it stays positive however wide the spread.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,11 @@ def _seeds(bands: pd.DataFrame) -> str:
     return f"{high} seed{'s' * (high != 1)}" if low == high else f"{low}–{high} seeds"
 
 
+def _title(ax, text: str) -> None:
+    """A title wrapped to the figure's width (it carries the seed and sample counts)."""
+    ax.set_title(textwrap.fill(text, 72), fontsize=8)
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     for suffix in (".png", ".pdf"):
@@ -183,8 +189,8 @@ def draw_bands(
     come from `band_frame(..., log=True)`)."""
     fig, ax = _plt().subplots(figsize=(5.5, 3.8))
     _draw(ax, bands)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    ax.title.set_fontsize(9)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    _title(ax, title)
     ax.set_xscale("log" if logx else "linear")
     ax.set_yscale("log" if logy else "linear")
     return _save(fig, path)
@@ -210,8 +216,8 @@ def convergence_figure(curve: pd.DataFrame, ylabel: str, title: str):
     )
     top = axes[0, 0]
     _draw(top, band_frame(curve, "series", "step", log=True))
-    top.set(ylabel=ylabel, title=title, yscale="log")
-    top.title.set_fontsize(9)
+    top.set(ylabel=ylabel, yscale="log")
+    _title(top, title)
     if rows == 2:
         bottom = axes[1, 0]
         _draw(bottom, diffs)
@@ -239,10 +245,10 @@ def draw_mu_sweep(frame: pd.DataFrame, sweep: list[str], path: Path) -> Path | N
         ax.legend(fontsize=7)
     metric = display.metric_name(primary(gc["dataset"].iloc[0])[0])
     ax.set(xlabel="μ (fraction of GC samples in a batch)", ylabel=f"final {metric}")
-    ax.set_title(
+    _title(
+        ax,
         f"GC's μ sweep: final {metric}, 1-step, EMA, n = {gc['n'].iloc[0]:g} samples; "
         f"mean and 95% band over {_seeds(bands)}",
-        fontsize=9,
     )
     return _save(fig, path)
 

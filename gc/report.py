@@ -719,7 +719,7 @@ def _readme(results: Path, written: list[Path], frame: pd.DataFrame) -> str:
             "",
         ]
     lines += ["| file | formats | what it is |", "|---|---|---|"]
-    # Each written file with its siblings in the other formats (table1.md: .tex, .html, .csv).
+    # Each written file with its siblings in the other formats (a table: .md, .tex, .html, .csv).
     files = sorted({s for p in written for s in p.parent.glob(f"{p.stem}.*") if s.is_file()})
     stems: dict[Path, list[str]] = {}
     for path in files:

@@ -247,6 +247,6 @@ def test_figure_titles_say_the_seed_and_sample_counts(tmp_path):
     frame = tidy(_study(tmp_path))
     curve, label = figures.curve_frame(frame, "cifar10")
     fig = figures.convergence_figure(curve, label, figures.curve_title("cifar10", curve, label))
-    title = fig.axes[0].get_title()
+    title = fig.axes[0].get_title().replace("\n", " ")
     figures._plt().close(fig)
     assert "n = 10000 samples" in title and "over 3 seeds" in title and "FID ↓" in title
