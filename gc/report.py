@@ -391,7 +391,7 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
                 "experiment": budget,
                 "variant": "gc at IC's wall-clock",
                 "method": f"{display.method_name('gc')} at IC's wall-clock",
-                "metric": f"{display.metric_name(primary(dataset)[0])} (curve: 1-step, n={n:g}, ema; GC "
+                "metric": f"{display.metric_name(primary(dataset)[0])} (curve: 1-step, n={n:g}, EMA; GC "
                 f"interpolated at IC's training seconds: steps ≈ {steps or '—'})",
                 "ours": f"refused: {why}" if why else display.fmt(mean, half),
                 "mean": mean,
@@ -435,25 +435,50 @@ _TEX_COLUMNS = {
 }
 
 
+_TEX_CELL = 32  # characters; a longer text cell is a note under the caption
+
+
 def tex_table(shown: pd.DataFrame, name: str, label: str) -> str:
     """A table as a complete booktabs float for a paper: its paper columns, none that is empty
-    throughout, and a column that is the same in every row (one experiment, one metric) said
-    once in the caption instead."""
+    throughout; an experiment that is the same in every row, and each metric's full protocol,
+    said once in the caption, with the metric's short name (FID ↓) in the rows where it
+    varies."""
     kind = next((k for k in _CAPTIONS if name.startswith(k)), "table1")
     variant = name.removeprefix(kind).lstrip("_").replace("_", ", ")
+    shown = shown.copy()
     columns = [c for c in _TEX_COLUMNS if c in shown and (shown[c].astype(str) != "").any()]
-    said = [c for c in ("experiment", "metric") if c in columns and shown[c].nunique() == 1]
     caption = _CAPTIONS[kind] + (f" ({variant})" if variant else "") + ". "
-    caption += "".join(f"{c.capitalize()}: {shown[c].iloc[0]}. " for c in said)
+    if "experiment" in columns and shown["experiment"].nunique() == 1:
+        caption += f"Experiment: {shown['experiment'].iloc[0]}. "
+        columns.remove("experiment")
+    if "metric" in columns:
+        labels = shown["metric"].astype(str)
+        common = max(labels.unique(), key=lambda m: (labels == m).sum())  # ties: the first
+        caption += f"Metric: {common}"
+        for method, other in zip(shown["method"], labels, strict=True):
+            caption += "" if other == common else f"; {method}: {other}"
+        caption += ". "
+        if labels.nunique() == 1:
+            columns.remove("metric")
+        else:  # the rows keep the short name only
+            shown["metric"] = labels.str.split(" (", n=1, regex=False).str[0]
     caption += (
         "Ours: mean ± half-width of the 95% t-interval over training seeds (n/a: one seed or no "
         "spread); seeds: completed/expected; Δ vs IC: the same over the paired differences to "
         "IC of the same dataset, budget and seed; paper: the paper's value, gap: ours − paper."
     )
-    columns = [c for c in columns if c not in said]
     if not columns:  # a study where no run finished still gets a table that compiles
         return display.latex_table(["table"], [["no finished run"]], caption, label)
     rows = shown[columns].astype(str).to_numpy().tolist()
+    # A sentence in a cell (a refusal naming runs) would set the table's width: a mark in the
+    # cell, the sentence in the caption.
+    notes: list[str] = []
+    for row in rows:
+        for i, cell in enumerate(row):
+            if len(cell) > _TEX_CELL and not cell[:1].isdigit():
+                notes += [cell] if cell not in notes else []
+                row[i] = f"note {notes.index(cell) + 1}"
+    caption += "".join(f" Note {k}: {text}." for k, text in enumerate(notes, start=1))
     return display.latex_table([_TEX_COLUMNS[c] for c in columns], rows, caption, label)
 
 

@@ -143,7 +143,7 @@ def test_every_table_the_report_writes_compiles_with_a_real_engine(written, tmp_
     body = "\n".join(rf"\input{{{p}}}" + "\n\\clearpage" for p in tex)
     doc = tmp_path / "tables.tex"
     doc.write_text(
-        "\\documentclass{article}\n\\usepackage{booktabs}\n"
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
         f"\\begin{{document}}\n{body}\n\\end{{document}}\n"
     )
     done = subprocess.run(
@@ -170,6 +170,11 @@ def test_the_paper_table_has_names_directions_and_the_metric_in_its_caption(writ
     )
     assert r"IS $\uparrow$" in table1 and " gc " not in table1
     assert "ECT-GC ($\\mu$ = 0.3)" in (ect / "tables" / "table2.tex").read_text()
+    # A refusal (GC's curve brackets IC's budget too widely) is a mark in its cell and a note in
+    # the caption, not a sentence that sets the table's width.
+    table3 = (main / "tables" / "table3.tex").read_text()
+    caption, rows = table3.split(r"\midrule")
+    assert "Note 1: refused: seed 0" in caption and " & note 1 & " in rows
     md = (main / "tables" / "table1.md").read_text()
     assert "| GC (μ = 0.5)" in md and "± 0 " not in md and "FID ↓" in md
 
