@@ -322,7 +322,7 @@ def test_table2_takes_the_papers_ect_numbers_and_pairs_within_each_setting(tmp_p
     table1 = pd.read_csv(tmp_path / "tables" / "table1.csv").set_index("variant")
     assert "setting" not in table1 and table1.loc["gc", "paper"] == 5.95
     assert table1.loc["gc", PAIRED_COLUMN] == "-1.00 ± n/a" and table1.loc["gc", "pairs"] == 3
-    assert "table2.md" in (tmp_path / "README.md").read_text()
+    assert "| `tables/table2` | `.csv`" in (tmp_path / "README.md").read_text()
 
 
 def _ran_on(run: Path, *devices: str, world_size: int = 1) -> Path:
