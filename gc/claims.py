@@ -34,7 +34,7 @@ import pandas as pd
 from . import display, measures, selection, stats
 from . import paper as published
 from .paper import ECT_LONG, ECT_SHORT, ICT, primary
-from .recipes import ECT_ENDPOINT, ECT_MU
+from .recipes import ECT_ENDPOINT
 from .selection import Refused, with_roles
 from .stats import mean_ci
 
@@ -135,11 +135,12 @@ def final_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict
     """The iCT setting's claims on final values (Tables 1 and 3)."""
     rows = selection.headline_finals(frame, dataset)
     metric, roles = primary(dataset)[0], set(rows.role)
+    shown = display.metric_name(metric)
     n = int(rows.n.max()) if not rows.empty else 0
 
     def row(claim, source, comparison, a, b, side, paper=None):
         r = _row(
-            claim, source, group, f"final {metric}: {comparison}", _diff(rows, a, b), side, paper
+            claim, source, group, f"final {shown}: {comparison}", _diff(rows, a, b), side, paper
         )
         return r | {"note": r.get("note") or measures.floor_note(metric, n, r["mean"])}
 
@@ -157,7 +158,7 @@ def final_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict
             yield row(
                 "mu = 1 (pure GC) degrades",
                 "Table 3, mu sweep",
-                "GC mu=1 − GC mu=0.5",
+                f"{display.method_name(mu_role)} − {display.method_name('gc')}",
                 mu_role,
                 "gc",
                 +1,
@@ -166,7 +167,7 @@ def final_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict
             yield row(
                 f"GC mu = {mu:g} ends below IC (mu = 0)",
                 "Table 3, mu sweep",
-                f"GC mu={mu:g} − IC",
+                f"{display.method_name(mu_role)} − IC",
                 mu_role,
                 "ic",
                 -1,
@@ -205,7 +206,7 @@ def ect_claims(frame: pd.DataFrame, dataset: str, group: str, setting: str) -> I
             "ECT-GC ends below ECT-IC",
             source,
             group,
-            f"final {metric}: ECT-GC (mu = {ECT_MU:g}) − ECT-IC",
+            f"final {display.metric_name(metric)}: {display.method_name('gc', setting)} − ECT-IC",
             _diff(rows, "gc", "ic"),
             -1,
             _paper_diff(dataset, "gc", "ic", setting),
@@ -217,8 +218,8 @@ def ect_claims(frame: pd.DataFrame, dataset: str, group: str, setting: str) -> I
             f"ECT-GC's endpoint network: {ECT_ENDPOINT} vs {endpoint}",
             "not in the paper (it does not say which network predicts ECT-GC's endpoint)",
             group,
-            f"final {metric}: ECT-GC ({ECT_ENDPOINT} endpoint, the default) − ECT-GC "
-            f"({endpoint} endpoint)",
+            f"final {display.metric_name(metric)}: ECT-GC ({ECT_ENDPOINT} endpoint, the "
+            f"default) − ECT-GC ({endpoint} endpoint)",
             diffs,
             -1,
             verdict=NOT_A_CLAIM,
@@ -249,6 +250,7 @@ def curve_claims(
     if curves.empty or not {"gc", "ic"} <= set(curves.role):
         return
     metric, n = primary(dataset)[0], int(curves.n.max())
+    shown = display.metric_name(metric)
     gc, ic = ("ECT-GC", "ECT-IC") if setting != ICT else ("GC", "IC")
     source = "Table 2 (GC ahead after the short and the long run; the paper shows no ECT curves)"
     if setting == ICT:
@@ -270,7 +272,7 @@ def curve_claims(
         f"{gc} converges faster: fewer steps to reach {ic}'s levels",
         source,
         group,
-        f"log(steps {gc} / steps {ic}) to first reach each of the levels {stated} of {metric} "
+        f"log(steps {gc} / steps {ic}) to first reach each of the levels {stated} of {shown} "
         f"(curve, n={n}; at {fractions} of {ic}'s mean log drop), averaged over the levels both "
         "reached",
         speed,
@@ -282,7 +284,7 @@ def curve_claims(
         f"{gc} below {ic} over training (mean log {metric})",
         source,
         group,
-        f"mean log {metric} over training (curve, n={n}): {gc} − {ic}; secondary: weighs "
+        f"mean log {shown} over training (curve, n={n}): {gc} − {ic}; secondary: weighs "
         "every snapshot alike in log, so snapshots near the metric's floor count as much as "
         "early ones",
         auc,
@@ -302,7 +304,7 @@ def curve_claims(
         "GC beats IC at IC's wall-clock",
         "Table 3 (same wall-clock as IC)",
         group,
-        f"{metric} (curve, n={n}): GC at IC's training seconds (log metric interpolated in "
+        f"{shown} (curve, n={n}): GC at IC's training seconds (log metric interpolated in "
         f"time between GC's two bracketing snapshots, refused if over {measures.MAX_BRACKET:.0%} "
         "of the budget apart) − IC's last snapshot",
         diffs,
