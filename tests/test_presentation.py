@@ -106,9 +106,10 @@ def _study(root: Path) -> list[Path]:
     return runs
 
 
-@pytest.fixture
-def written(tmp_path):
-    """Both fake studies reported, as their results folders."""
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """Both fake studies reported, as their results folders (once: the tests only read them)."""
+    tmp_path = tmp_path_factory.mktemp("studies")
     main = tmp_path / "a" / "main"  # runs under tmp_path/a/runs, as a study's outdir holds them
     report(main, _study(main.parent), {"cifar10": "table1", "cifar10_ablations": "table3"})
     ect = tmp_path / "b" / "ect"
