@@ -31,10 +31,10 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from . import measures, selection, stats
+from . import display, measures, selection, stats
 from . import paper as published
 from .paper import ECT_LONG, ECT_SHORT, ICT, primary
-from .recipes import ECT_ENDPOINT, ECT_MU
+from .recipes import ECT_ENDPOINT
 from .selection import Refused, with_roles
 from .stats import mean_ci
 
@@ -70,10 +70,22 @@ def effect_vs_paper(mean: float, half: float, paper: float | None) -> tuple[str,
     return f"{mean / paper:.2g} ({lo:.2g} to {hi:.2g})", inside
 
 
-def _row(claim, source, group, comparison, diffs, paper_sign, paper=None, threshold=0.0, **kw):
+def _row(
+    claim,
+    source,
+    group,
+    comparison,
+    diffs,
+    paper_sign,
+    paper=None,
+    threshold=0.0,
+    percent=False,
+    **kw,
+):
     """One claim's row, tested alone; `claims` adjusts its p over the family and gives the
     verdict (rows passed a verdict, e.g. NOT_A_CLAIM, keep it and stay out of the family).
-    `diffs` a Refused: the row is refused with its reason."""
+    `diffs` a Refused: the row is refused with its reason. `percent`: the difference is a
+    ratio, shown as a percentage."""
     if isinstance(diffs, Refused):
         kw |= {"verdict": REFUSED, "note": str(diffs)}
         diffs = []
@@ -87,22 +99,19 @@ def _row(claim, source, group, comparison, diffs, paper_sign, paper=None, thresh
         "comparison": comparison,
         "mean": mean,
         "ci95": half,
-        "measured": _fmt(mean, half),
+        "measured": display.fmt(mean, half, signed=True, percent=percent),
         "pairs": len(diffs),
-        "paper": "" if paper is None else f"{paper:+.3g}",
+        "paper": display.number(paper, signed=True, percent=percent),
         "of paper": fraction,
         "paper in CI": inside,
         "p": p,
         "paper_sign": paper_sign,
         "threshold": threshold,
+        "sd": float(diffs.std(ddof=1)) if len(diffs) > 1 else math.nan,
+        "paper_value": math.nan if paper is None else paper,
+        "percent": percent,
         **kw,
     }
-
-
-def _fmt(mean: float, half: float) -> str:
-    if math.isnan(mean):
-        return "—"
-    return f"{mean:+.3g}" if math.isnan(half) else f"{mean:+.3g} ± {half:.2g}"
 
 
 def _paper_diff(dataset: str, a: str, b: str, setting: str = ICT) -> float | None:
@@ -126,11 +135,12 @@ def final_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict
     """The iCT setting's claims on final values (Tables 1 and 3)."""
     rows = selection.headline_finals(frame, dataset)
     metric, roles = primary(dataset)[0], set(rows.role)
+    shown = display.metric_name(metric)
     n = int(rows.n.max()) if not rows.empty else 0
 
     def row(claim, source, comparison, a, b, side, paper=None):
         r = _row(
-            claim, source, group, f"final {metric}: {comparison}", _diff(rows, a, b), side, paper
+            claim, source, group, f"final {shown}: {comparison}", _diff(rows, a, b), side, paper
         )
         return r | {"note": r.get("note") or measures.floor_note(metric, n, r["mean"])}
 
@@ -148,7 +158,7 @@ def final_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict
             yield row(
                 "mu = 1 (pure GC) degrades",
                 "Table 3, mu sweep",
-                "GC mu=1 − GC mu=0.5",
+                f"{display.method_name(mu_role)} − {display.method_name('gc')}",
                 mu_role,
                 "gc",
                 +1,
@@ -157,7 +167,7 @@ def final_claims(frame: pd.DataFrame, dataset: str, group: str) -> Iterator[dict
             yield row(
                 f"GC mu = {mu:g} ends below IC (mu = 0)",
                 "Table 3, mu sweep",
-                f"GC mu={mu:g} − IC",
+                f"{display.method_name(mu_role)} − IC",
                 mu_role,
                 "ic",
                 -1,
@@ -196,7 +206,7 @@ def ect_claims(frame: pd.DataFrame, dataset: str, group: str, setting: str) -> I
             "ECT-GC ends below ECT-IC",
             source,
             group,
-            f"final {metric}: ECT-GC (mu = {ECT_MU:g}) − ECT-IC",
+            f"final {display.metric_name(metric)}: {display.method_name('gc', setting)} − ECT-IC",
             _diff(rows, "gc", "ic"),
             -1,
             _paper_diff(dataset, "gc", "ic", setting),
@@ -208,8 +218,8 @@ def ect_claims(frame: pd.DataFrame, dataset: str, group: str, setting: str) -> I
             f"ECT-GC's endpoint network: {ECT_ENDPOINT} vs {endpoint}",
             "not in the paper (it does not say which network predicts ECT-GC's endpoint)",
             group,
-            f"final {metric}: ECT-GC ({ECT_ENDPOINT} endpoint, the default) − ECT-GC "
-            f"({endpoint} endpoint)",
+            f"final {display.metric_name(metric)}: ECT-GC ({ECT_ENDPOINT} endpoint, the "
+            f"default) − ECT-GC ({endpoint} endpoint)",
             diffs,
             -1,
             verdict=NOT_A_CLAIM,
@@ -240,6 +250,7 @@ def curve_claims(
     if curves.empty or not {"gc", "ic"} <= set(curves.role):
         return
     metric, n = primary(dataset)[0], int(curves.n.max())
+    shown = display.metric_name(metric)
     gc, ic = ("ECT-GC", "ECT-IC") if setting != ICT else ("GC", "IC")
     source = "Table 2 (GC ahead after the short and the long run; the paper shows no ECT curves)"
     if setting == ICT:
@@ -261,7 +272,7 @@ def curve_claims(
         f"{gc} converges faster: fewer steps to reach {ic}'s levels",
         source,
         group,
-        f"log(steps {gc} / steps {ic}) to first reach each of the levels {stated} of {metric} "
+        f"log(steps {gc} / steps {ic}) to first reach each of the levels {stated} of {shown} "
         f"(curve, n={n}; at {fractions} of {ic}'s mean log drop), averaged over the levels both "
         "reached",
         speed,
@@ -273,7 +284,7 @@ def curve_claims(
         f"{gc} below {ic} over training (mean log {metric})",
         source,
         group,
-        f"mean log {metric} over training (curve, n={n}): {gc} − {ic}; secondary: weighs "
+        f"mean log {shown} over training (curve, n={n}): {gc} − {ic}; secondary: weighs "
         "every snapshot alike in log, so snapshots near the metric's floor count as much as "
         "early ones",
         auc,
@@ -293,7 +304,7 @@ def curve_claims(
         "GC beats IC at IC's wall-clock",
         "Table 3 (same wall-clock as IC)",
         group,
-        f"{metric} (curve, n={n}): GC at IC's training seconds (log metric interpolated in "
+        f"{shown} (curve, n={n}): GC at IC's training seconds (log metric interpolated in "
         f"time between GC's two bracketing snapshots, refused if over {measures.MAX_BRACKET:.0%} "
         "of the budget apart) − IC's last snapshot",
         diffs,
@@ -391,6 +402,7 @@ def overhead_claims(frame: pd.DataFrame, group: str) -> Iterator[dict]:
         -1,
         published.STEP_OVERHEAD,
         threshold=published.STEP_OVERHEAD,
+        percent=True,
     )
 
 
@@ -423,9 +435,24 @@ def claims(frame: pd.DataFrame) -> pd.DataFrame:
     return with_family_verdicts(pd.DataFrame(out, columns=[*COLUMNS, *HIDDEN]))
 
 
+SEEDS_OURS, SEEDS_PAPER = "seeds to settle (our size)", "seeds to settle (paper's size)"
 COLUMNS = ["claim", "source", "setting", "comparison", "measured", "pairs", "paper"]
-COLUMNS += ["of paper", "paper in CI", "p", "p_holm", "verdict", "mean", "ci95", "note"]
-HIDDEN = ["paper_sign", "threshold"]  # what the verdict needs, not shown
+COLUMNS += ["of paper", "paper in CI", "p", "p_holm", "verdict", SEEDS_OURS, SEEDS_PAPER]
+COLUMNS += ["mean", "ci95", "note"]
+# What the verdict and the seeds to settle need, not shown.
+HIDDEN = ["paper_sign", "threshold", "sd", "paper_value", "percent"]
+SEEDS_METHOD = (
+    "`seeds to settle`, for every inconclusive row: the fewest training seeds n at which a "
+    "paired difference of the measured mean (`our size`) or of the paper's difference (`paper's "
+    "size`, where the paper gives one), with the measured standard deviation of the paired "
+    "differences, would have a 95% t-interval clear of zero (of the threshold, for a row "
+    "tested against one): t(1 − α'/2, n − 1)·s/√n < |effect|. For a row in the family, α' = "
+    "0.05/m, Bonferroni's level for the family's m rows: it is sufficient under Holm's "
+    "adjustment whatever the other rows do, so the count accounts for the family-wise "
+    "adjustment and errs high. It is a point calculation: were the mean and spread to stay as "
+    "measured, the interval would just clear zero, which a new study does at about even odds "
+    "(not 80% power); `n/a`: no spread measured (fewer than 2 pairs) or no effect to find"
+)
 
 
 def with_family_verdicts(table: pd.DataFrame) -> pd.DataFrame:
@@ -440,9 +467,25 @@ def with_family_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     )
     table.loc[family, "p_holm"] = adjusted
     table.loc[family, "verdict"] = verdicts
+    table[SEEDS_OURS], table[SEEDS_PAPER] = "", ""
+    open_rows = table["verdict"] == stats.INCONCLUSIVE
+    level = stats.ALPHA / max(family_size(table), 1)  # every inconclusive row is in the family
+    for i in table.index[open_rows]:
+        r = table.loc[i]
+        table.loc[i, SEEDS_OURS] = _seeds(r["mean"] - r["threshold"], r["sd"], level)
+        if not math.isnan(r["paper_value"]):
+            table.loc[i, SEEDS_PAPER] = _seeds(r["paper_value"] - r["threshold"], r["sd"], level)
     # Outside the family no test is reported; a deterministic row has no test at all.
     table["p"] = table["p"].where(family & (table["verdict"] != stats.DETERMINISTIC))
     return table[COLUMNS]
+
+
+def _seeds(effect: float, sd: float, alpha: float = stats.ALPHA) -> str:
+    """`stats.seeds_needed` for a reader: a count, "> cap", or n/a."""
+    if math.isnan(sd) or sd == 0 or math.isnan(effect) or effect == 0:
+        return display.NO_SPREAD
+    n = stats.seeds_needed(effect, sd, alpha)
+    return f"> {stats.SEEDS_CAP}" if n is None else str(n)
 
 
 def family_size(table: pd.DataFrame) -> int:
@@ -492,7 +535,7 @@ def per_sigma(frame: pd.DataFrame) -> pd.DataFrame:
                         "setting": group,
                         "sigma": f"{sigma:.4g}",
                         "compared": f"{names.get(a, a.upper())} − {names.get(b, b.upper())}",
-                        "E‖e − z‖² difference": _fmt(mean, half),
+                        "E‖e − z‖² difference": display.fmt(mean, half, signed=True),
                         "pairs": int(d.notna().sum()),
                     }
                 )
@@ -526,14 +569,23 @@ def per_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
                 {
                     "setting": group,
                     "step": int(step),
-                    "GC − IC": _fmt(mean, half),
+                    "GC − IC": display.fmt(mean, half, signed=True),
                     "pairs": len(diff),
+                    # Unadjusted, as the row is: where the interval spans zero, the seeds at
+                    # which one of this mean and spread would clear it.
+                    SNAPSHOT_SEEDS: _seeds(mean, diff.std(ddof=1))
+                    if len(diff) > 1 and abs(mean) <= half
+                    else "",
                     "below floor": "yes"
                     if measures.floor_note(primary(dataset)[0], n, mean)
                     else "",
                 }
             )
-    return pd.DataFrame(out, columns=["setting", "step", "GC − IC", "pairs", "below floor"])
+    columns = ["setting", "step", "GC − IC", "pairs", SNAPSHOT_SEEDS, "below floor"]
+    return pd.DataFrame(out, columns=columns)
+
+
+SNAPSHOT_SEEDS = "seeds for a 95% CI clear of 0"
 
 
 def per_level(frame: pd.DataFrame) -> pd.DataFrame:
@@ -556,8 +608,12 @@ def per_level(frame: pd.DataFrame) -> pd.DataFrame:
                 {
                     "setting": group,
                     "level": f"{level:.4g}",
-                    "steps GC − IC": _fmt(*mean_ci(both["steps_gc"] - both["steps_ic"])),
-                    "seconds GC − IC": _fmt(*mean_ci(both["seconds_gc"] - both["seconds_ic"])),
+                    "steps GC − IC": display.fmt(
+                        *mean_ci(both["steps_gc"] - both["steps_ic"]), signed=True
+                    ),
+                    "seconds GC − IC": display.fmt(
+                        *mean_ci(both["seconds_gc"] - both["seconds_ic"]), signed=True
+                    ),
                     "pairs": len(both),
                     "not reached": len(r) - len(both),
                 }

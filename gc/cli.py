@@ -12,6 +12,7 @@ import click
 from . import checkpoint
 from .assets import DEFAULT_CACHE
 from .catalog import COUPLINGS, FID_MODES, PAPER_DATASETS
+from .paper import FID_SAMPLES
 from .recipes import RECIPES, ConfigError, describe_recipes, resolve
 
 
@@ -184,7 +185,7 @@ _CACHE = click.option(
 )
 @click.option("--snapshot", default="final", show_default=True, metavar="STEP|final")
 @click.option("--curve", is_flag=True, help="Evaluate every snapshot into one CSV.")
-@click.option("--n", "count", default=50_000, show_default=True, type=click.IntRange(min=2))
+@click.option("--n", "count", default=FID_SAMPLES, show_default=True, type=click.IntRange(min=2))
 @click.option(
     "--steps", multiple=True, type=click.Choice(["1", "2"]), default=["1"], show_default=True
 )

@@ -95,7 +95,7 @@ class GeneratorInducedCoupling:
     """GC with mu = the fraction of GC samples (the paper's meaning; the official code's flag
     `mix_gen_induced_traj` is the IC fraction instead). GC is off before `start_step`."""
 
-    mu: float = 0.5
+    mu: float = 0.5  # the paper's (recipes.GC_MU; this module imports nothing of the project)
     start_step: int = 0
     ot: bool = False
 

@@ -20,23 +20,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import t as student_t
 from tqdm import tqdm
 
 from . import assets, checkpoint, digits_metric, features, metrics, prepare, provenance, runtime
 from .catalog import FID_MODES, PAPER_DATASETS
 from .couplings import generator_induced_endpoint, ot_permutation
 from .data import DATASETS, dataset_path, digits, load_uint8_array, toy2d
+from .paper import FID_SAMPLES
 from .progress import Scalars
 from .sample import load_network, renoise_floor, sample, to_uint8
 from .schedules import karras_sigmas
+from .stats import mean_ci
 
 CLIP = "clipped to [-1, 1], quantised to uint8 (the official code min-max normalises instead)"
 
 
 @dataclass(frozen=True)
 class EvalSpec:
-    n: int = 50_000
+    n: int = FID_SAMPLES  # the paper's protocol
     steps: int = 1
     weights: str = "ema"
     seed: int = 0
@@ -362,7 +363,7 @@ def _with_resamplings(rows: list[dict], others: list[list[dict]], seeds: list[in
         v = np.array(values[key(m)], dtype=float)
         if len(v) < len(seeds):
             continue  # not a headline metric: computed on the first sample set only
-        half = student_t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+        _, half = mean_ci(v)
         m["resamplings"] = {
             "seeds": seeds,
             "values": v.tolist(),

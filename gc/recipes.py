@@ -354,6 +354,8 @@ _ECT["digits8_ect_short"] = _DIGITS_ECT | dict(
 )
 
 
+# iCT-GC: the paper's mu (Tables 1 and 3), the fraction of GC samples in a batch.
+GC_MU = 0.5
 # ECT-GC: the paper's best mu. Which net predicts the endpoint the paper does not say; the
 # default is chosen from the embedded analogue (README, "The ECT setting").
 ECT_MU = 0.3
@@ -364,7 +366,7 @@ def _with_coupling(base: dict, coupling: str) -> dict:
     gc = coupling.startswith("gc")
     if base.get("objective", "ict") != "ict":  # ECT: mu = 0.3, dropout kept in both arms
         return dict(base, coupling=coupling, mu=ECT_MU if gc else 0.0, endpoint=ECT_ENDPOINT)
-    out = dict(base, coupling=coupling, mu=0.5 if gc else 0.0)
+    out = dict(base, coupling=coupling, mu=GC_MU if gc else 0.0)
     if gc:  # the paper trains GC without dropout (docs/design.md#paper-setups)
         out["dropout"] = tuple(0.0 for _ in base["dropout"])
     return out

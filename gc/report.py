@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from . import checkpoint, claims, grids, layout, measures, selection
+from . import checkpoint, claims, display, figures, layout, measures, selection
 from . import paper as published
 from .paper import ICT, primary
 from .recipes import upgrade_config
@@ -155,12 +155,6 @@ def tidy(run_dirs: list[Path]) -> pd.DataFrame:
 # ---- tables --------------------------------------------------------------------------------------
 
 
-def _fmt(mean: float, half: float) -> str:
-    if math.isnan(mean):
-        return "—"
-    return f"{mean:.4g}" if math.isnan(half) else f"{mean:.4g} ± {half:.2g}"
-
-
 def _names(runs: Iterable[str]) -> str:
     """Runs as experiment/variant/s<seed>, sorted: where a refused cell points the reader."""
     return ", ".join(sorted({str(layout.parse_run_dir(r)[1]) for r in runs}))
@@ -195,100 +189,163 @@ def _per_seed_at(rows: pd.DataFrame, n: float) -> tuple[pd.Series, str]:
     return _per_seed(at_n)
 
 
-def _with_roles(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with each run's role, setting and pairing group where its config is known."""
-    known = selection.with_roles(frame)[["run", "role", "setting", "group"]]
-    known = known.drop_duplicates("run")
-    return frame.merge(known, on="run", how="left")
+def _first(rows: pd.DataFrame, column: str, default: str = "") -> str:
+    known = rows[column].dropna()
+    return known.iloc[0] if not known.empty else default
 
 
-def summary_table(
+def _seed_cell(rows: pd.DataFrame, n: float) -> dict:
+    """Mean and 95% half-width over seeds of `rows` scored on n samples, the seeds that
+    count, and why not where they may not be averaged."""
+    per_seed, refused = _per_seed_at(rows, n)
+    mean, half = mean_ci(per_seed)
+    return {"per_seed": per_seed, "mean": mean, "ci95": half, "refused": refused}
+
+
+def summary_cells(
     frame: pd.DataFrame,
-    steps: int = 1,
-    weights: str = "ema",
+    steps: int = selection.STEPS,
+    weights: str = selection.WEIGHTS,
     pool: pd.DataFrame | None = None,
-    settings: bool | None = None,
-) -> pd.DataFrame:
-    """Per experiment x variant: the headline metric's mean ± 95% CI over seeds, completed
-    seeds, the paper's value for the run's setting and the gap (1-step only: the paper reports
-    no other), and the paired difference to IC: the IC run of the same dataset, setting,
-    training budget and seed, from any experiment of `pool` (default: `frame`). KID×10² and IS
-    beside the paper's for FID datasets. `settings` (default: where any run is not iCT) adds
-    the columns `setting` (ECT short / long, EDM pretraining) and `paper source`.
-    """
-    frame = _with_roles(frame)
-    pool = frame if pool is None else _with_roles(pool)
-    image_datasets = set(frame["dataset"].dropna()) - set(published.PRIMARY_OTHER)
-    if settings is None:
-        settings = bool((frame["setting"].dropna() != ICT).any())
+) -> list[dict]:
+    """The numbers of `summary_table`, one dict per experiment x variant, unformatted: the
+    protocol, the headline metric's cell (and KID, IS), the paper's value for the run's role and
+    setting (1-step only: the paper reports no other), and the paired difference to IC: the IC
+    run of the same pairing group and seed, from any experiment of `pool` (default `frame`)."""
+    frame = selection.annotated(frame)
+    pool = frame if pool is None else selection.annotated(pool)
     out = []
     for (experiment, variant), group in frame.groupby(["experiment", "variant"], sort=False):
-        dataset = group["dataset"].dropna().iloc[0] if group["dataset"].notna().any() else ""
+        dataset = _first(group, "dataset")
         metric, mode = primary(dataset)
-        expected = sorted(group["seed"].unique())
-        table_rows = selection.finals(
-            frame[frame.experiment == experiment], metric, mode, steps, weights
-        )
-        n = table_rows["n"].max()
+        same_table = frame[frame.experiment == experiment]
+        n = selection.finals(same_table, metric, mode, steps, weights)["n"].max()
         sel = selection.finals(group, metric, mode, steps, weights)
-        per_seed, refused = _per_seed_at(sel, n)
-        mean, half = mean_ci(per_seed)
-        role = group["role"].dropna().iloc[0] if group["role"].notna().any() else ""
-        setting = group["setting"].dropna().iloc[0] if group["setting"].notna().any() else ICT
-        paper = published.paper_value(dataset, role, setting) if steps == 1 else None
-        label = f"{metric} ({mode + ', ' if mode else ''}{steps}-step, n={n:g}, {weights})"
-        if sel.empty:
-            label = "— (no finished run)"
-        paired, paired_refused = pd.Series(dtype=float), ""
-        if role and role not in ("ic", "denoiser") and not per_seed.empty:  # no IC arm
-            budget = group["group"].dropna().iloc[0]
-            base = selection.finals(pool, metric, mode, steps, weights)
-            base = base[(base.role == "ic") & (base.group == budget) & (base.n == n)]
-            try:  # selection's rule: IC once per seed, and the pair on one feature extractor
-                paired = selection.paired(pd.concat([sel[sel.n == n], base]), role, "ic")
-                paired = paired.dropna()
-            except Refused as why:
-                paired_refused = f"refused: {why}"
-        d_mean, d_half = mean_ci(paired)
-        missing = [s for s in expected if s not in per_seed.dropna().index]
-        row = {"experiment": experiment, "variant": variant}
+        role, setting = _first(group, "role"), _first(group, "setting", ICT)
+        cell = {"experiment": experiment, "variant": variant, "dataset": dataset, "role": role}
+        cell |= {"setting": setting, "setting_known": group["setting"].notna().any()}
+        cell |= {"metric": metric, "mode": mode, "steps": steps, "weights": weights, "n": n}
+        cell |= {"finished": not sel.empty, "expected": sorted(group["seed"].unique())}
+        cell |= {"reached": sorted(sel[sel.n == n]["step"].dropna().astype(int).unique())}
+        cell |= {"headline": _seed_cell(sel, n)}
+        cell["paper"] = published.paper_value(dataset, role, setting) if steps == 1 else None
+        cell["paper_source"] = published.paper_source(dataset, role, setting)
+        cell["paired"], cell["paired_refused"] = _paired_to_ic(
+            pool, sel[sel.n == n], group, role, (metric, mode, steps, weights, n)
+        )
+        cell["extra"] = {}  # KID×10² (clean-mode features) and IS, beside Table 1's
+        for name, extra, extra_mode, scale, key in _EXTRA:
+            rows = selection.finals(group, extra, extra_mode, steps, weights)
+            paper = published.paper_value(dataset, role, setting, key)
+            extra_cell = _seed_cell(rows, n)
+            extra_cell |= {"mean": extra_cell["mean"] * scale, "ci95": extra_cell["ci95"] * scale}
+            cell["extra"][name] = extra_cell | {"paper": paper if steps == 1 else None}
+        out.append(cell)
+    return out
+
+
+_EXTRA = (  # (column, metric, mode, scale, paper key): beside the headline metric, FID datasets
+    ("KID×10²", "kid", "clean", 100, "kid_x100"),
+    ("IS", "inception_score", "", 1, "inception_score"),
+)
+
+
+def _paired_to_ic(
+    pool: pd.DataFrame, sel: pd.DataFrame, group: pd.DataFrame, role: str, protocol: tuple
+) -> tuple[pd.Series, str]:
+    """Per seed, this variant's value minus IC's of the same pairing group and protocol, and
+    why not where selection refuses the pair (IC once per seed, one feature extractor)."""
+    if not role or role in ("ic", "denoiser") or sel.empty:  # no IC arm to pair with
+        return pd.Series(dtype=float), ""
+    metric, mode, steps, weights, n = protocol
+    base = selection.finals(pool, metric, mode, steps, weights)
+    base = base[(base.role == "ic") & (base.group == _first(group, "group")) & (base.n == n)]
+    try:
+        return selection.paired(pd.concat([sel, base]), role, "ic").dropna(), ""
+    except Refused as why:
+        return pd.Series(dtype=float), f"refused: {why}"
+
+
+PAIRED_COLUMN = "paired Δ vs IC (same dataset, budget, seed)"
+
+
+def _metric_label(cell: dict) -> str:
+    """What a cell averages: the metric with its direction, mode, steps, sample count, weights."""
+    if not cell["finished"]:
+        return "— (no finished run)"
+    mode = cell["mode"] + ", " if cell["mode"] else ""
+    weights = {"ema": "EMA"}.get(cell["weights"], cell["weights"])
+    return (
+        f"{display.metric_name(cell['metric'])} ({mode}{cell['steps']}-step, n={cell['n']:g}, "
+        f"{weights})"
+    )
+
+
+def format_cells(cells: list[dict], settings: bool, image: bool) -> pd.DataFrame:
+    """`summary_cells` as the table a reader sees: display names, the rounding rule of
+    `display.fmt`, the gap to the paper and whether the paper lies in our prediction interval
+    (only at the paper's 50k samples); `settings` adds the ECT setting columns, `image` KID and
+    IS beside the paper's."""
+    out = []
+    for cell in cells:
+        head, paper, n = cell["headline"], cell["paper"], cell["n"]
+        per_seed = head["per_seed"].dropna()
+        at_protocol = paper is not None and n == published.FID_SAMPLES
+        row = {"experiment": cell["experiment"], "variant": cell["variant"]}
+        row["method"] = display.method_name(cell["role"], cell["setting"])
         if settings:
-            row["setting"] = setting if group["setting"].notna().any() else ""
+            row["setting"] = cell["setting"] if cell["setting_known"] else ""
             # Where a run stopped: ECT short's wall-clock cap can end the arms at other steps.
-            reached = sel[sel.n == n]["step"].dropna().astype(int)
+            reached = cell["reached"]
             row["final step"] = (
-                "" if reached.empty else "–".join(map(str, sorted({reached.min(), reached.max()})))
+                "–".join(map(str, sorted({reached[0], reached[-1]}))) if reached else ""
             )
         row |= {
-            "metric": label,
-            "ours": refused or _fmt(mean, half),
-            "mean": mean,
-            "ci95": half,
-            "seeds": f"{len(per_seed.dropna())}/{len(expected)}",
+            "metric": _metric_label(cell),
+            "ours": head["refused"] or display.fmt(head["mean"], head["ci95"]),
+            "mean": head["mean"],
+            "ci95": head["ci95"],
+            "seeds": f"{len(per_seed)}/{len(cell['expected'])}",
             "paper": paper,
         }
         if settings:
-            source = published.paper_source(dataset, role, setting)
-            row["paper source"] = source if paper is not None else ""
+            row["paper source"] = cell["paper_source"] if paper is not None else ""
+        paired = cell["paired"]
         row |= {
             # The paper's FIDs are over 50k samples: no gap against another sample count.
-            "gap": None
-            if paper is None or math.isnan(mean) or n != published.FID_SAMPLES
-            else round(mean - paper, 2),
-            "paper in PI": _inside_prediction(per_seed, paper)
-            if paper is not None and n == published.FID_SAMPLES
-            else "",
-            PAIRED_COLUMN: paired_refused or _fmt(d_mean, d_half),
+            "gap": round(head["mean"] - paper, 2)
+            if at_protocol and not math.isnan(head["mean"])
+            else None,
+            "paper in PI": _inside_prediction(per_seed, paper) if at_protocol else "",
+            PAIRED_COLUMN: cell["paired_refused"] or display.fmt(*mean_ci(paired), signed=True),
             "pairs": len(paired),
-            "missing seeds": ", ".join(map(str, missing)) or "",
+            "missing seeds": ", ".join(str(s) for s in cell["expected"] if s not in per_seed.index),
         }
-        if image_datasets:
-            row |= _kid_is_columns(group, dataset, role, setting, steps, weights, n)
+        if image:
+            for name, extra in cell["extra"].items():
+                row[name] = extra["refused"] or display.fmt(extra["mean"], extra["ci95"])
+                row[f"paper {name}"] = extra["paper"]
         out.append(row)
     return pd.DataFrame(out)
 
 
-PAIRED_COLUMN = "paired Δ vs IC (same dataset, budget, seed)"
+def summary_table(
+    frame: pd.DataFrame,
+    steps: int = selection.STEPS,
+    weights: str = selection.WEIGHTS,
+    pool: pd.DataFrame | None = None,
+    settings: bool | None = None,
+) -> pd.DataFrame:
+    """Per experiment x variant: the headline metric's mean ± 95% CI over seeds, completed
+    seeds, the paper's value and the gap, and the paired difference to IC (`summary_cells`,
+    formatted by `format_cells`). KID×10² and IS beside the paper's for FID datasets.
+    `settings` (default: where any run is not iCT) adds the columns `setting` (ECT short /
+    long, EDM pretraining), `final step` and `paper source`."""
+    cells = summary_cells(frame, steps, weights, pool)
+    if settings is None:
+        settings = any(c["setting"] != ICT for c in cells if c["setting_known"])
+    image = bool(set(frame["dataset"].dropna()) - set(published.PRIMARY_OTHER))
+    return format_cells(cells, settings, image)
 
 
 def _inside_prediction(values: pd.Series, paper: float) -> str:
@@ -333,16 +390,17 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
             {
                 "experiment": budget,
                 "variant": "gc at IC's wall-clock",
-                "metric": f"{primary(dataset)[0]} (curve: 1-step, n={n:g}, ema; GC "
+                "method": f"{display.method_name('gc')} at IC's wall-clock",
+                "metric": f"{display.metric_name(primary(dataset)[0])} (curve: 1-step, n={n:g}, EMA; GC "
                 f"interpolated at IC's training seconds: steps ≈ {steps or '—'})",
-                "ours": f"refused: {why}" if why else _fmt(mean, half),
+                "ours": f"refused: {why}" if why else display.fmt(mean, half),
                 "mean": mean,
                 "ci95": half,
                 "seeds": f"{len(per_seed)}/{len(expected)}",
                 "paper": paper,
                 "gap": round(mean - paper, 2) if comparable else None,
                 "paper in PI": _inside_prediction(per_seed["gc"], paper) if comparable else "",
-                PAIRED_COLUMN: _fmt(*mean_ci(paired)),
+                PAIRED_COLUMN: display.fmt(*mean_ci(paired), signed=True),
                 "pairs": len(paired),
                 "missing seeds": ", ".join(str(s) for s in expected if s not in per_seed.index),
             }
@@ -350,33 +408,98 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
     return pd.DataFrame(out)
 
 
-def _kid_is_columns(group, dataset, role, setting, steps, weights, n) -> dict:
-    """KID×10² (clean-mode features) and Inception Score, ours beside the paper's (Table 1's,
-    iCT only: Table 2 gives FID alone)."""
-    out = {}
-    for name, metric, mode, scale, paper in (
-        ("KID×10²", "kid", "clean", 100, "kid_x100"),
-        ("IS", "inception_score", "", 1, "inception_score"),
-    ):
-        sel = selection.finals(group, metric, mode, steps, weights)
-        per_seed, refused = _per_seed_at(sel, n)
-        out[name] = refused or _fmt(*[v * scale for v in mean_ci(per_seed)])
-        value = published.paper_value(dataset, role, setting, paper)
-        out[f"paper {name}"] = value if steps == 1 else None
-    return out
+_CAPTIONS = {  # table name -> what it is, for the .tex caption
+    "table1": "Headline metric per method (the paper's Table 1)",
+    "table2": "ECT fine-tuning of a pretrained EDM denoiser, IC vs GC (the paper's Table 2)",
+    "table3": "Ablations of GC (the paper's Table 3)",
+    "mu_sweep": "GC for each mu (the paper's Table 3, mu sweep)",
+    "toy": "The 2-D toy",
+}
+# The columns a paper shows, renamed; the rest (run names, missing seeds) stay in .md and .csv.
+_TEX_COLUMNS = {
+    "experiment": "experiment",
+    "method": "method",
+    "setting": "setting",
+    "final step": "final step",
+    "metric": "metric",
+    "ours": "ours",
+    "seeds": "seeds",
+    "paper": "paper",
+    "gap": "gap",
+    PAIRED_COLUMN: "Δ vs IC (paired)",
+    "pairs": "pairs",
+    "KID×10²": "KID×10² ↓",
+    "paper KID×10²": "paper KID×10²",
+    "IS": "IS ↑",
+    "paper IS": "paper IS",
+}
+
+
+_TEX_CELL = 32  # characters; a longer text cell is a note under the caption
+
+
+def tex_table(shown: pd.DataFrame, name: str, label: str) -> str:
+    """A table as a complete booktabs float for a paper: its paper columns, none that is empty
+    throughout; an experiment that is the same in every row, and each metric's full protocol,
+    said once in the caption, with the metric's short name (FID ↓) in the rows where it
+    varies."""
+    kind = next((k for k in _CAPTIONS if name.startswith(k)), "table1")
+    variant = name.removeprefix(kind).lstrip("_").replace("_", ", ")
+    shown = shown.copy()
+    columns = [c for c in _TEX_COLUMNS if c in shown and (shown[c].astype(str) != "").any()]
+    caption = _CAPTIONS[kind] + (f" ({variant})" if variant else "") + ". "
+    if "experiment" in columns and shown["experiment"].nunique() == 1:
+        caption += f"Experiment: {shown['experiment'].iloc[0]}. "
+        columns.remove("experiment")
+    if "metric" in columns:
+        labels = shown["metric"].astype(str)
+        common = max(labels.unique(), key=lambda m: (labels == m).sum())  # ties: the first
+        caption += f"Metric: {common}"
+        for method, other in zip(shown["method"], labels, strict=True):
+            caption += "" if other == common else f"; {method}: {other}"
+        caption += ". "
+        if labels.nunique() == 1:
+            columns.remove("metric")
+        else:  # the rows keep the short name only
+            shown["metric"] = labels.str.split(" (", n=1, regex=False).str[0]
+    caption += (
+        "Ours: mean ± half-width of the 95% t-interval over training seeds (n/a: one seed or no "
+        "spread); seeds: completed/expected; Δ vs IC: the same over the paired differences to "
+        "IC of the same dataset, budget and seed; paper: the paper's value, gap: ours − paper."
+    )
+    if not columns:  # a study where no run finished still gets a table that compiles
+        return display.latex_table(["table"], [["no finished run"]], caption, label)
+    rows = shown[columns].astype(str).to_numpy().tolist()
+    # A sentence in a cell (a refusal naming runs) would set the table's width: a mark in the
+    # cell, the sentence in the caption.
+    notes: list[str] = []
+    for row in rows:
+        for i, cell in enumerate(row):
+            if len(cell) > _TEX_CELL and not cell[:1].isdigit():
+                notes += [cell] if cell not in notes else []
+                row[i] = f"note {notes.index(cell) + 1}"
+    caption += "".join(f" Note {k}: {text}." for k, text in enumerate(notes, start=1))
+    return display.latex_table([_TEX_COLUMNS[c] for c in columns], rows, caption, label)
 
 
 def write_tables(table: pd.DataFrame, folder: Path, name: str) -> None:
+    """`name`.md, .tex (a booktabs float labelled tab:<study>-<name>), .html and .csv."""
     folder.mkdir(parents=True, exist_ok=True)
-    shown = table.drop(columns=["mean", "ci95"]).astype(object).fillna("")
-    (folder / f"{name}.md").write_text(
-        tabulate(shown, headers="keys", tablefmt="github", showindex=False) + "\n"
-    )
-    (folder / f"{name}.tex").write_text(
-        tabulate(shown, headers="keys", tablefmt="latex_booktabs", showindex=False) + "\n"
-    )
+    shown = table.drop(columns=["mean", "ci95"], errors="ignore").astype(object).fillna("")
+    (folder / f"{name}.md").write_text(_markdown(shown) + "\n")
+    label = f"tab:{folder.parent.name}-{name}"
+    (folder / f"{name}.tex").write_text(tex_table(shown, name, label))
     (folder / f"{name}.html").write_text(_html(name, shown))
     table.to_csv(folder / f"{name}.csv", index=False)
+
+
+def _markdown(shown: pd.DataFrame) -> str:
+    """A GitHub Markdown table whose cells cannot break it (a `|` in a note is escaped)."""
+    escaped = shown.astype(object).map(
+        lambda v: display.markdown_cell(v) if isinstance(v, str) else v
+    )
+    escaped.columns = [display.markdown_cell(c) for c in shown.columns]
+    return tabulate(escaped, headers="keys", tablefmt="github", showindex=False)
 
 
 def _html(title: str, *parts: str | pd.DataFrame) -> str:
@@ -392,170 +515,6 @@ def _html(title: str, *parts: str | pd.DataFrame) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{style}</style></head><body><h1>{title}</h1>{''.join(body)}</body></html>\n"
     )
-
-
-# ---- figures -------------------------------------------------------------------------------------
-
-
-def band_frame(
-    frame: pd.DataFrame, series: str, x: str, x_value: str | None = None
-) -> pd.DataFrame:
-    """Mean and 95% band over seeds of `value`, per series and x (x_value: plot against the
-    mean of another column of each group, e.g. wall-clock per snapshot)."""
-    rows = []
-    for (name, xv), g in frame.groupby([series, x]):
-        mean, half = mean_ci(g["value"])  # nan half-width with one seed: no band
-        at = g[x_value].mean() if x_value else xv
-        seeds = int(g["value"].notna().sum())
-        rows.append(
-            {"series": name, "x": at, "mean": mean, "lo": mean - half, "hi": mean + half}
-            | {"seeds": seeds}
-        )
-    return pd.DataFrame(rows).sort_values(["series", "x"]) if rows else pd.DataFrame()
-
-
-def curve_frame(frame: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame, str]:
-    """The headline metric's convergence-curve rows of one experiment, and the y label."""
-    sub = frame[(frame.experiment == experiment) & (frame.kind == "curve")]
-    if sub.empty:
-        return sub, ""
-    metric = primary(sub["dataset"].dropna().iloc[0])[0]
-    sub = selection.headline_curves(sub, sub["dataset"].dropna().iloc[0])
-    label = f"{metric} ({int(sub['n'].iloc[0])} samples)" if not sub.empty else metric
-    return sub, label
-
-
-def paired_difference_bands(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per variant and snapshot: mean ± 95% CI over seeds of (variant − IC), same seed."""
-    baseline = curve.loc[curve.coupling == "ic", "variant"].unique()
-    if len(baseline) != 1:
-        return pd.DataFrame()
-    wide = curve.pivot_table(index=["step", "seed"], columns="variant", values="value")
-    diffs = wide.drop(columns=baseline[0]).sub(wide[baseline[0]], axis=0)
-    long = diffs.reset_index().melt(id_vars=["step", "seed"], var_name="variant").dropna()
-    return band_frame(long.assign(series=long["variant"] + " − " + baseline[0]), "series", "step")
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _draw(ax, bands: pd.DataFrame) -> None:
-    """A line per series with its 95% band; a series of one seed has no band to draw, so it is
-    a bare line labelled as one seed (a zero-width band would read as no spread)."""
-    for name, g in bands.groupby("series"):
-        one_seed = "seeds" in g and g["seeds"].max() <= 1
-        label = f"{name} (one seed)" if one_seed else str(name)
-        ax.plot(g["x"], g["mean"], marker="o", ms=3, label=label)
-        if not one_seed:
-            ax.fill_between(g["x"], g["lo"], g["hi"], alpha=0.2)
-    ax.legend(fontsize=8)
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    for suffix in (".png", ".pdf"):
-        fig.savefig(path.with_suffix(suffix), dpi=120)
-    _plt().close(fig)
-    return path.with_suffix(".png")
-
-
-def draw_bands(
-    bands: pd.DataFrame,
-    xlabel: str,
-    ylabel: str,
-    title: str,
-    path: Path,
-    logx: bool = False,
-    logy: bool = False,
-) -> Path:
-    """One line with a shaded band per series; written as PNG and PDF."""
-    fig, ax = _plt().subplots(figsize=(5.5, 3.8))
-    _draw(ax, bands)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    ax.set_xscale("log" if logx else "linear")
-    ax.set_yscale("log" if logy else "linear")
-    return _save(fig, path)
-
-
-def draw_convergence(curve: pd.DataFrame, ylabel: str, title: str, path: Path) -> Path:
-    """The metric per variant against iterations (log y, 95% bands over seeds), and below it
-    the paired difference to IC with its 95% CI."""
-    diffs = paired_difference_bands(curve)
-    rows = 2 if not diffs.empty else 1
-    fig, axes = _plt().subplots(
-        rows, 1, figsize=(5.5, 3.8 * rows), sharex=True, squeeze=False, height_ratios=[3, 2][:rows]
-    )
-    top = axes[0, 0]
-    _draw(top, band_frame(curve, "variant", "step"))
-    top.set(ylabel=ylabel, title=title, yscale="log")
-    if rows == 2:
-        bottom = axes[1, 0]
-        _draw(bottom, diffs)
-        bottom.axhline(0, color="black", lw=0.8)
-        bottom.set(ylabel="paired difference", xlabel="training iterations")
-    else:
-        top.set(xlabel="training iterations")
-    return _save(fig, path)
-
-
-def draw_sample_grids(panels: dict[str, Path], title: str, path: Path) -> Path:
-    """Each variant's latest sample picture side by side (grids.py: the same noise in every
-    panel, so image k of one variant faces image k of the others)."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
-    for ax, (name, png) in zip(axes[0], panels.items(), strict=True):
-        image = plt.imread(png)
-        ax.imshow(
-            image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest"
-        )
-        ax.set_title(f"{name}, {png.stem.replace('-', ' ')}", fontsize=9)
-        ax.axis("off")
-    fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
-
-
-def mu_sweep_frame(frame: pd.DataFrame, sweep: list[str]) -> tuple[pd.DataFrame, pd.Series]:
-    """Final headline metric against mu for GC without dropout (the sweep's runs, plus the
-    paper's GC mu = 0.5 where it was scored like them), and IC's values beside it. Only rows of
-    the sweep's sample count, 1-step, EMA: never two protocols in one figure."""
-    frame = _with_roles(frame)
-    frame = frame[frame.setting == ICT]  # IC and GC mu = 0.5 of iCT, never ECT's runs
-    dataset = frame.loc[frame.experiment.isin(sweep), "dataset"].dropna().iloc[0]
-    metric, mode = primary(dataset)
-    # The sweep's pairing groups (dataset, budget): IC and GC mu = 0.5 of another budget stay out.
-    groups = set(frame.loc[frame.experiment.isin(sweep), "group"].dropna())
-    rows = selection.finals(frame[frame.group.isin(groups)], metric, mode, 1, "ema")
-    n = rows.loc[rows.experiment.isin(sweep), "n"].max()
-    rows = rows[rows.n == n]
-    gc = rows[(rows.coupling == "gc") & (rows.endpoint == "ema") & (rows.max_dropout == 0)]
-    gc = gc[gc.experiment.isin(sweep) | (gc.role == "gc")].drop_duplicates(["mu", "seed"])
-    ic = rows[rows.role == "ic"]
-    # A repeated IC run of one seed is not resolved by picking one: IC is left out.
-    ic = ic["value"] if not ic.duplicated("seed").any() else ic["value"].iloc[:0]
-    return gc.assign(series=f"GC without dropout ({metric}, n={n:g})"), ic
-
-
-def draw_mu_sweep(frame: pd.DataFrame, sweep: list[str], path: Path) -> Path | None:
-    gc, ic = mu_sweep_frame(frame, sweep)
-    if gc.empty:
-        return None
-    fig, ax = _plt().subplots(figsize=(5.5, 3.8))
-    _draw(ax, band_frame(gc, "series", "mu"))
-    if len(ic):
-        mean, half = mean_ci(ic)
-        ax.axhline(mean, color="black", ls="--", lw=1, label=f"IC (n={len(ic)} seeds)")
-        if not math.isnan(half):
-            ax.axhspan(mean - half, mean + half, color="black", alpha=0.1)
-        ax.legend(fontsize=8)
-    ax.set(xlabel="mu (fraction of GC samples)", ylabel="final metric (1-step, EMA)")
-    ax.set(title="GC mu sweep; IC (the iCT recipe, its own dropout) as the dashed line")
-    return _save(fig, path)
 
 
 # ---- the whole report ----------------------------------------------------------------------------
@@ -592,52 +551,8 @@ def report(results: Path, run_dirs: list[Path], tables: dict[str, str]) -> list[
         empty = pd.DataFrame(columns=["experiment", "variant", "ours", "mean", "ci95", "seeds"])
         table = summary_table(table1) if not table1.empty else empty
         write_tables(table, results / "tables", "table1")
-    figures = results / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    for experiment in frame["experiment"].unique():
-        curve, ylabel = curve_frame(frame, experiment)
-        if curve.empty:
-            continue
-        title = f"{experiment} (1-step, EMA weights, mean ± 95% over seeds)"
-        path = figures / f"curve_{experiment}_iterations"
-        written.append(draw_convergence(curve, ylabel, title, path))
-        bands = band_frame(curve, "variant", "step", x_value="train_seconds")
-        path = figures / f"curve_{experiment}_wallclock"
-        written.append(draw_bands(bands, "training wall-clock (s)", ylabel, title, path, logy=True))
-    for experiment, g in frame.groupby("experiment", sort=False):
-        first = g.sort_values("seed").drop_duplicates("variant")  # each variant's lowest seed
-        panels = {
-            f"{v} s{seed}": grids.final_grid(Path(run))
-            for v, seed, run in zip(first.variant, first.seed, first.run, strict=True)
-        }
-        panels = {name: png for name, png in panels.items() if png is not None}
-        if panels:
-            title = f"{experiment}: 1-step EMA samples of the last snapshot, same noise"
-            written.append(draw_sample_grids(panels, title, figures / f"samples_{experiment}"))
     sweep = [e for e, k in kinds.items() if k == "mu_sweep"]
-    if sweep:
-        path = draw_mu_sweep(frame, sweep, figures / "mu_sweep")
-        written += [path] if path else []
-    for experiment, g in frame[frame.kind == "transport"].groupby("experiment"):
-        # IC and OT costs do not depend on the model: shown once. GC's endpoints depend on the
-        # network that predicts them: one line per trained variant.
-        # The preconditioning's forced endpoint does not depend on training either.
-        shared = ["transport_ic", "transport_ot", "transport_forced"]
-        g = g[~(g.metric.isin(shared) & (g.variant != g.variant.iloc[0]))]
-        names = {"transport_ic": "IC (e = x)", "transport_ot": "batch OT (x re-paired)"}
-        names["transport_forced"] = "preconditioning alone (e = c_skip (x + σz))"
-        gc_name = "GC endpoints from the " + g["variant"] + " runs"
-        g = g.assign(series=g["metric"].map(names).fillna(gc_name))
-        path = figures / f"transport_cost_{experiment}"
-        draw_bands(
-            band_frame(g, "series", "sigma"),
-            "sigma",
-            "E||e - z||^2",
-            f"transport cost ({experiment})",
-            path,
-            logx=True,
-        )
-        written.append(path.with_suffix(".png"))
+    written += figures.draw_all(frame, results / "figures", sweep)
     written.append(write_claims(frame, results))
     readme = results / "README.md"
     readme.write_text(_readme(results, written, frame))
@@ -671,7 +586,10 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
         "the paper's difference lies inside our 95% interval (a verdict of the right sign far "
         "from the paper's size shows here). Rows read only 1-step EMA evaluations at one sample "
         "count and one feature extractor (`gcbench.selection`); a role repeated within a seed "
-        "and budget, or a pair on different extractors, is refused with the runs named."
+        "and budget, or a pair on different extractors, is refused with the runs named. "
+        "Numbers follow one rounding rule: the interval's half-width to 2 significant digits, "
+        "the mean to the same decimal place; `n/a` where there is no spread to report; a "
+        f"ratio as a percentage. {claims.SEEDS_METHOD}."
     )
     lines = [
         "# The paper's claims, tested on this study",
@@ -680,7 +598,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
         "",
         rule,
         "",
-        tabulate(shown, headers="keys", tablefmt="github", showindex=False)
+        _markdown(shown)
         if not table.empty
         else "No claim can be tested: the study has no finished pair of runs.",
         "",
@@ -700,7 +618,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
             "",
             snapshot_caption,
             "",
-            tabulate(snapshots, headers="keys", tablefmt="github", showindex=False),
+            _markdown(snapshots),
             "",
         ]
     level_caption = (
@@ -717,7 +635,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
             "",
             level_caption,
             "",
-            tabulate(reached, headers="keys", tablefmt="github", showindex=False),
+            _markdown(reached),
             "",
         ]
     sigma_caption = (
@@ -733,7 +651,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
             "",
             sigma_caption,
             "",
-            tabulate(sigmas, headers="keys", tablefmt="github", showindex=False),
+            _markdown(sigmas),
             "",
         ]
     path = results / "claims.md"
@@ -752,36 +670,71 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
 _DESCRIPTIONS = [  # (file-name prefix, description), most specific first
     (
         "claims",
-        "the paper's claims tested on this study: paired difference over seeds, 95% CI, pairs, the paper's difference, ours as a fraction of it and whether it lies in our CI, unadjusted and Holm-adjusted p, verdict at a family-wise 5% (reproduced / contradicted / inconclusive; deterministic, refused, descriptive and not a paper claim stay outside the family); GC − IC at every snapshot (flagged below the metric's floor), the steps to reach IC's levels, and the transport cost at every sigma, descriptive",
+        "the paper's claims tested on this study: paired difference over seeds, 95% CI, pairs, "
+        "the paper's difference, ours as a fraction of it and whether it lies in our CI, "
+        "unadjusted and Holm-adjusted p, verdict at a family-wise 5% (reproduced / "
+        "contradicted / inconclusive; deterministic, refused, descriptive and not a paper claim "
+        "stay outside the family), and for every inconclusive row the seeds that would settle "
+        "it at the measured size and at the paper's; then GC − IC at every snapshot (flagged "
+        "below the metric's floor, with the seeds that would clear zero), the steps to reach "
+        "IC's levels, and the transport cost at every sigma, descriptive",
     ),
     (
         "tidy",
-        "every number of every run, one row per run x step x metric (kind: train, curve, final, transport, status)",
+        "every number of every run, one row per run × step × metric (kind: train, curve, "
+        "final, transport, status)",
     ),
     (
         "table1",
-        "Table 1 style: headline metric per experiment x variant, mean ± 95% CI over seeds, completed seeds, the paper's value and the gap, the paired difference to IC per seed with its CI, missing seeds",
+        "Table 1 style: headline metric (with ↓ / ↑) per experiment × method, mean ± 95% CI "
+        "over seeds by the rounding rule, completed seeds, the paper's value and the gap, the "
+        "paired difference to IC per seed with its CI, missing seeds",
     ),
     (
         "table2",
-        "Table 2 style (ECT fine-tuning a pretrained EDM denoiser, IC vs GC mu = 0.3): the columns of Table 1 plus `setting` (ECT short / long; EDM pretraining for the denoiser ECT starts from, its own row without a paper value) and `paper source`; `paper` is Table 2's number for the run's setting, and the paired difference pairs only within one setting",
+        "Table 2 style (ECT fine-tuning a pretrained EDM denoiser, ECT-IC vs ECT-GC (μ = 0.3)): "
+        "the columns of Table 1 plus `setting` (ECT short / long; EDM pretraining for the "
+        "denoiser ECT starts from, its own row without a paper value) and `paper source`; "
+        "`paper` is Table 2's number for the run's setting, and the paired difference pairs "
+        "only within one setting",
     ),
-    ("table3", "Table 3 ablations, same columns"),
-    ("mu_sweep.", "final headline metric against mu, mean ± 95% band over seeds"),
-    ("mu_sweep", "the mu sweep, same columns as Table 1"),
-    ("toy", "the 2-D toy, same columns as Table 1"),
+    ("table3", "Table 3 ablations, the columns of Table 1, and GC at IC's wall-clock"),
+    (
+        "mu_sweep.",
+        "final headline metric against μ for GC without dropout, mean ± 95% band over seeds, "
+        "IC as a dashed line",
+    ),
+    ("mu_sweep", "the μ sweep, the columns of Table 1"),
+    ("toy", "the 2-D toy, the columns of Table 1"),
     (
         "curve_",
-        "convergence curve of the headline metric (mean ± 95% band over seeds) per variant, against iterations or wall-clock",
+        "convergence curve of the headline metric per method (log y: geometric mean and 95% "
+        "band over seeds) against training iterations, with the paired difference to IC below, "
+        "or against training wall-clock",
     ),
     (
         "transport_cost_",
-        "E||e - z||^2 per sigma for IC, batch OT, GC and the preconditioning alone (the paper's Fig. 3), mean over seeds",
+        "E‖e − z‖² per σ (log-log; geometric mean and 95% band over seeds) for IC's and batch "
+        "OT's pairings and the preconditioning alone (dashed) and GC's endpoints of each "
+        "trained network (solid): the paper's Fig. 3",
     ),
 ]
+_VARIANTS = {  # a table name's suffix -> what it changes
+    "_2step": "; at 2 sampling steps (the paper reports 1-step values only: no paper column)",
+    "_online": "; of the online weights instead of the EMA weights",
+}
+_FORMATS = {
+    ".md": "Markdown",
+    ".tex": "LaTeX booktabs float with caption and label",
+    ".html": "HTML",
+    ".csv": "CSV, unrounded numbers",
+    ".png": "PNG",
+    ".pdf": "PDF (vector)",
+}
 
 
 def _readme(results: Path, written: list[Path], frame: pd.DataFrame) -> str:
+    """results/README.md: the missing runs, then every file the report wrote, one row each."""
     lines = ["# Results", "", "Generated by `gcbench report`; do not edit.", ""]
     missing = frame[frame.metric == "missing"]
     if not missing.empty:
@@ -790,31 +743,38 @@ def _readme(results: Path, written: list[Path], frame: pd.DataFrame) -> str:
             + ", ".join(sorted(missing["run"])),
             "",
         ]
-    lines += ["| file | what it is |", "|---|---|"]
-    for path in written:
-        rel = path.relative_to(results)
-        text = next((d for k, d in _DESCRIPTIONS if path.name.startswith(k)), "")
-        if path.suffix == ".md":
-            text += (
-                " (also .html and .csv)"
-                if path.name == "claims.md"
-                else " (also .tex, .html, .csv)"
-            )
-        if path.suffix == ".png":
-            text += " (also .pdf)"
-        lines.append(f"| `{rel}` | {text} |")
+    lines += ["| file | formats | what it is |", "|---|---|---|"]
+    # Each written file with its siblings in the other formats (a table: .md, .tex, .html, .csv).
+    files = sorted({s for p in written for s in p.parent.glob(f"{p.stem}.*") if s.is_file()})
+    stems: dict[Path, list[str]] = {}
+    for path in files:
+        if path.name != "README.md":
+            stems.setdefault(path.with_suffix(""), []).append(path.suffix)
+    for stem, suffixes in stems.items():
+        text = next((d for k, d in _DESCRIPTIONS if stem.name.startswith(k)), "")
+        text += "".join(note for part, note in _VARIANTS.items() if part in stem.name)
+        formats = ", ".join(f"`{s}` ({_FORMATS.get(s, s)})" for s in sorted(suffixes))
+        rel = display.markdown_cell(stem.relative_to(results))
+        lines.append(
+            f"| `{rel}` | {display.markdown_cell(formats)} | {display.markdown_cell(text)} |"
+        )
     lines += [
         "",
-        "Table columns: `metric` = what a cell averages (metric, mode, sampling steps, n, "
-        "weights); `ours` = mean ± 95% t-interval over completed seeds; `seeds` = "
-        "completed/expected; `paper` = the paper's number (1-step only); `gap` = ours − paper; "
-        "`paper in PI` = whether the paper's single run lies in the 95% prediction interval of "
-        "one of our runs (t·s·√(1 + 1/n)); "
-        "`paired Δ vs IC` = mean ± 95% CI of (variant − IC) over seeds where both finished, IC "
-        "of the same dataset, setting, budget and seed; `pairs` = how many such seeds; `missing seeds` "
-        "= expected seeds without a final result. Table 2 adds `setting` (ECT short, ECT "
-        "long, EDM pretraining) and `paper source` (Table 1, 2 or 3; Table 2's FFHQ 64 row is "
-        "marked unconfirmed: it appears only in other versions of the paper).",
+        "Table columns: `method` = the run's role as the paper names it (IC, batch OT, GC (μ = "
+        "0.5), GC online endpoint, ECT-GC (μ = 0.3), …; `variant` is the study's own name for "
+        "the runs); `metric` = what a cell averages (metric with ↓ lower or ↑ higher is "
+        "better, mode, sampling steps, n, weights); `ours` = mean ± 95% t-interval over "
+        "completed seeds, the interval to 2 significant digits and the mean to the same "
+        "decimal place (`n/a`: one seed, or no spread to report); `seeds` = completed/"
+        "expected; `paper` = the paper's number (1-step only); `gap` = ours − paper; `paper "
+        "in PI` = whether the paper's single run lies in the 95% prediction interval of one of "
+        "our runs (t·s·√(1 + 1/n)); `paired Δ vs IC` = mean ± 95% CI of (variant − IC) over "
+        "seeds where both finished, IC of the same dataset, setting, budget and seed; `pairs` "
+        "= how many such seeds; `missing seeds` = expected seeds without a final result. Table "
+        "2 adds `setting` (ECT short, ECT long, EDM pretraining) and `paper source` (Table 1, "
+        "2 or 3; Table 2's FFHQ 64 row is marked unconfirmed: it appears only in other "
+        "versions of the paper). The .tex tables keep the paper's columns and say a column "
+        "that is the same in every row (experiment, metric) once in the caption.",
         "",
     ]
     return "\n".join(lines)

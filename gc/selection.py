@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import layout
 from .paper import ECT_LONG, ECT_SHORT, EDM_PRETRAINING, ICT, primary
-from .recipes import ECT_ENDPOINT, ECT_MU
+from .recipes import ECT_ENDPOINT, ECT_MU, GC_MU
 
 STEPS, WEIGHTS = 1, "ema"  # the paper's headline protocol: 1-step samples of the EMA weights
 
@@ -43,7 +43,7 @@ def role(run: pd.Series) -> str:
         return "gc_online"
     if run["max_dropout"] > 0:
         return "gc_dropout"
-    if not math.isclose(run["mu"], 0.5):
+    if not math.isclose(run["mu"], GC_MU):
         return f"gc_mu{run['mu']:g}"
     return "gc"
 
@@ -86,6 +86,15 @@ def with_roles(frame: pd.DataFrame) -> pd.DataFrame:
         role=known["run"].map(roles),
         setting=known["run"].map(settings),
         group=known["run"].map(group),
+    )
+
+
+def annotated(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every row of the frame, with its run's role, setting and pairing group where the run's
+    config is known (NaN where it is not: a run that never started keeps its rows)."""
+    known = with_roles(frame)[["run", "role", "setting", "group"]].drop_duplicates("run")
+    return frame.drop(columns=["role", "setting", "group"], errors="ignore").merge(
+        known, on="run", how="left"
     )
 
 

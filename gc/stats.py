@@ -111,3 +111,19 @@ def prediction_half(values: ArrayLike) -> float:
         return float("nan")
     t = stats.t.ppf(1 - ALPHA / 2, len(v) - 1)
     return float(t * v.std(ddof=1) * np.sqrt(1 + 1 / len(v)))
+
+
+SEEDS_CAP = 10_000  # beyond this a number of seeds is no plan: reported as "> SEEDS_CAP"
+
+
+def seeds_needed(effect: float, sd: float, alpha: float = ALPHA) -> int | None:
+    """The fewest seeds n ≥ 2 at which a paired difference of mean `effect` and standard
+    deviation `sd` (over seeds) has a two-sided (1 − alpha) t-interval clear of zero:
+    t(1 − alpha/2, n − 1)·sd/√n < |effect|. A point calculation: were the mean and spread to
+    stay as measured, the interval would just clear zero (about even odds in a new study, not
+    a power calculation). None where no number of seeds does (no effect, or above SEEDS_CAP)."""
+    if not (np.isfinite(effect) and np.isfinite(sd)) or effect == 0 or sd < 0:
+        return None
+    n = np.arange(2, SEEDS_CAP + 1)
+    clear = stats.t.ppf(1 - alpha / 2, n - 1) * sd / np.sqrt(n) < abs(effect)
+    return int(n[clear.argmax()]) if clear.any() else None

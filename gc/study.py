@@ -29,6 +29,7 @@ from pathlib import Path
 from . import checkpoint, layout
 from .catalog import FID_MODES
 from .layout import RunId, StudyLayout
+from .paper import FID_SAMPLES
 from .recipes import ConfigError, TrainConfig, config_changes, describe_changes, resolve
 
 
@@ -199,7 +200,9 @@ def eval_args(config: dict, experiment: str, curve: bool) -> str:
     experiment's own."""
     e = {**config.get("eval", {}), **config["experiments"][experiment].get("eval", {})}
     args = (
-        ["--curve", f"--n {e.get('curve_n', 10_000)}"] if curve else [f"--n {e.get('n', 50_000)}"]
+        ["--curve", f"--n {e.get('curve_n', 10_000)}"]
+        if curve
+        else [f"--n {e.get('n', FID_SAMPLES)}"]
     )
     args += [f"--steps {s}" for s in ([1] if curve else e.get("steps", [1]))]
     args += [f"--weights {w}" for w in e.get("weights", ["ema"])]

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from gcbench import claims, measures, report, selection, stats
+from gcbench import claims, figures, measures, report, selection, stats
 from gcbench import paper as published
 from gcbench.paper import primary
 from scipy import stats as scipy_stats
@@ -227,7 +227,7 @@ def test_transport_cost_claims_on_average_and_sigma_by_sigma():
     assert sigmas.loc[("GC − IC", "0.1"), "E‖e − z‖² difference"].startswith("-3.03 ±")
     # Descriptive: the difference and its interval, no verdict word (issue 24).
     assert "verdict" not in sigmas and "verdict" not in claims.per_snapshot(frame)
-    assert sigmas.loc[("GC − OT", "10"), "E‖e − z‖² difference"].startswith("+1 ±")
+    assert sigmas.loc[("GC − OT", "10"), "E‖e − z‖² difference"] == "+1.00 ± 0.25"
 
 
 NET = "GC's endpoints lower the transport cost beyond what the preconditioning forces"
@@ -246,7 +246,7 @@ def test_transport_cost_forced_by_the_preconditioning_gets_no_verdict():
     assert ic["verdict"] == "descriptive (no verdict)"
     assert "the preconditioning alone gives -2.01 of it" in ic["note"]
     sigmas = claims.per_sigma(frame).set_index(["compared", "sigma"])
-    assert sigmas.loc[("GC − preconditioning alone", "10"), "E‖e − z‖² difference"] == "+0 ± 0"
+    assert sigmas.loc[("GC − preconditioning alone", "10"), "E‖e − z‖² difference"] == "0 ± n/a"
 
 
 def test_runs_of_another_budget_never_pair():
@@ -384,7 +384,7 @@ def test_ect_convergence_claims_pair_the_curves_of_one_setting():
     }
     snapshots = claims.per_snapshot(_ect_study())
     long = snapshots[snapshots.setting == "cifar10 ECT long, 300 steps, batch 128"]
-    assert long["GC − IC"].tolist()[:2] == ["+20 ± 0", "+20 ± 0"]
+    assert long["GC − IC"].tolist()[:2] == ["+20.0 ± n/a", "+20.0 ± n/a"]
 
 
 def test_table2_paper_values_by_setting():
@@ -465,7 +465,7 @@ def test_tables_and_claims_give_the_same_paired_difference():
     mean, half, _ = stats.paired_t([-10.0, -15.0, -8.0])
     assert (claim["mean"], claim["ci95"]) == pytest.approx((mean, half))
     table = report.summary_table(frame[frame.kind != "curve"]).set_index("variant")
-    assert table.loc["gc", report.PAIRED_COLUMN] == report._fmt(claim["mean"], claim["ci95"])
+    assert table.loc["gc", report.PAIRED_COLUMN] == claim["measured"]
     shown = [str(cell) for cell in table.to_numpy().ravel()]
     assert not any(w in cell for cell in shown for w in ("reproduced", "contradicted"))
 
@@ -573,14 +573,14 @@ def test_table3s_budget_row_and_the_claim_are_one_computation():
     assert claim["verdict"] != "refused" and claim["pairs"] == 3
     row = report.same_wallclock_table(digits, digits).iloc[0]
     assert row["pairs"] == claim["pairs"]
-    assert row[report.PAIRED_COLUMN] == report._fmt(claim["mean"], claim["ci95"])
+    assert row[report.PAIRED_COLUMN] == claim["measured"]
 
 
 def test_the_report_figures_read_the_claims_curve_rows():
     frame = _study()
     online = frame[frame.kind == "curve"].assign(weights="online", value=lambda f: f.value * 9)
     mixed = pd.concat([frame, online])
-    curve, _ = report.curve_frame(mixed, "digits8")
+    curve, _ = figures.curve_frame(mixed, "digits8")
     chosen = selection.headline_curves(selection.with_roles(mixed), "digits8")
     assert set(curve.weights) == {"ema"} and len(curve) == len(chosen)
 
@@ -592,3 +592,32 @@ def test_a_group_whose_every_role_repeats_is_refused_not_an_error():
     table = claims.claims(twice)
     assert table["claim"].tolist() == ["every claim on role gc"]
     assert claims.per_snapshot(twice).empty and claims.per_level(twice).empty
+
+
+def test_seeds_needed_against_a_hand_calculation():
+    # Effect 1, sd 1: n = 6 gives t(0.975, 5)/√6 = 2.571/2.449 = 1.050 > 1 (the interval still
+    # reaches zero), n = 7 gives 2.447/2.646 = 0.925 < 1: 7 seeds.
+    assert stats.seeds_needed(1.0, 1.0) == 7 and stats.seeds_needed(-1.0, 1.0) == 7
+    # At Bonferroni's level for a family of 2 (alpha 0.025): t(0.9875, 7)/√8 = 2.841/2.828 =
+    # 1.004 > 1, t(0.9875, 8)/√9 = 2.752/3 = 0.917 < 1: 9 seeds.
+    assert stats.seeds_needed(1.0, 1.0, 0.025) == 9
+    assert stats.seeds_needed(0.0, 1.0) is None  # no effect: no number of seeds
+    assert stats.seeds_needed(1e-6, 1.0) is None  # beyond SEEDS_CAP
+
+
+def test_an_inconclusive_row_says_how_many_seeds_would_settle_it(tmp_path):
+    table = claims.claims(_study(gc_final_offsets=(-10.0, -15.0, -8.0))).set_index("claim")
+    row = table.loc["GC ends below IC"]
+    assert row["verdict"] == "inconclusive"
+    # Differences -10, -15, -8: mean -11, sd √13; the family's m rows make the level 0.05/m.
+    m = claims.family_size(table.reset_index())
+    sd, n = math.sqrt(13.0), 2
+    while scipy_stats.t.ppf(1 - 0.025 / m, n - 1) * sd / math.sqrt(n) >= 11.0:
+        n += 1
+    assert row[claims.SEEDS_OURS] == str(n)
+    assert row[claims.SEEDS_PAPER] == ""  # digits: the paper gives no difference
+    settled = table[table.verdict != "inconclusive"]
+    assert (settled[claims.SEEDS_OURS] == "").all()  # only open questions get a count
+    report.write_claims(_study(gc_final_offsets=(-10.0, -15.0, -8.0)), tmp_path)
+    text = (tmp_path / "claims.md").read_text()
+    assert "seeds to settle" in text and "Bonferroni" in text and "0.05/m" in text

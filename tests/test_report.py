@@ -9,10 +9,10 @@ import pytest
 import yaml
 from gcbench import checkpoint
 from gcbench import study as studies
+from gcbench.figures import mu_sweep_frame
 from gcbench.recipes import resolve
 from gcbench.report import (
     PAIRED_COLUMN,
-    mu_sweep_frame,
     report,
     same_wallclock_table,
     summary_table,
@@ -93,7 +93,7 @@ def test_each_cell_says_what_it_averages_and_averages_only_that(study):
     _, runs = study
     frame = tidy(runs)
     one = summary_table(frame[frame.experiment == "cifar10"], 1, "ema").set_index("variant")
-    assert one.loc["gc", "metric"] == "fid (legacy_tensorflow, 1-step, n=50000, ema)"
+    assert one.loc["gc", "metric"] == "FID ↓ (legacy_tensorflow, 1-step, n=50000, EMA)"
     assert one.loc["gc", "mean"] == pytest.approx(6.1)  # the 50k EMA 1-step rows only
     online = summary_table(frame[frame.experiment == "cifar10"], 1, "online").set_index("variant")
     assert online.loc["gc", "mean"] == pytest.approx(8.1)
@@ -117,7 +117,7 @@ def test_ablations_pair_with_the_ic_runs_of_another_experiment(study):
     table3 = frame[frame.experiment == "cifar10_ablations"]
     row = summary_table(table3, 1, pool=frame).set_index("variant").loc["gc_online_endpoint"]
     # Online endpoint minus IC, same seed: (6.5 + 0.2 s + 0.1 s) - (7.0 + 0.1 s) = -0.5 + 0.2 s.
-    assert row["pairs"] == 3 and row[PAIRED_COLUMN].startswith("-0.3 ±")
+    assert row["pairs"] == 3 and row[PAIRED_COLUMN] == "-0.30 ± 0.50"
     assert row["paper"] == 6.73
 
 
@@ -125,7 +125,9 @@ def test_kid_and_inception_score_beside_the_papers(study):
     _, runs = study
     frame = tidy(runs)
     table = summary_table(frame[frame.experiment == "cifar10"], 1).set_index("variant")
-    assert table.loc["gc", "KID×10²"] == "0.4 ± 0"  # 0.004 x 100, identical over seeds
+    assert (
+        table.loc["gc", "KID×10²"] == "0.400 ± n/a"
+    )  # 0.004 x 100, identical over seeds: no spread
     assert table.loc["gc", "paper KID×10²"] == 0.26 and table.loc["ic", "paper IS"] == 8.76
     assert table.loc["gc", "IS"].startswith("9")
 
@@ -230,7 +232,7 @@ def test_same_wall_clock_is_the_gc_run_at_ic_training_seconds(tmp_path):
     assert row["mean"] == pytest.approx((12 + 11.5) / 2)  # step 80 000: 19 - 7 - 0.5 seed
     assert row["paper"] == 6.38 and row["pairs"] == 2
     assert pd.isna(row["gap"])  # the paper's 6.38 is at 50k samples, this curve at 10k
-    assert row[PAIRED_COLUMN].startswith("0.75 ±")  # minus IC's last curve value, 11
+    assert row[PAIRED_COLUMN] == "+0.7 ± 3.2"  # minus IC's last curve value, 11
 
 
 def test_gaps_to_the_paper_only_on_its_50k_protocol(tmp_path):
@@ -296,7 +298,7 @@ def test_table2_takes_the_papers_ect_numbers_and_pairs_within_each_setting(tmp_p
     report(tmp_path, runs, tables)
     table = pd.read_csv(tmp_path / "tables" / "table2.csv")
     table["paper source"] = table["paper source"].fillna("")
-    assert list(table.columns[:5]) == ["experiment", "variant", "setting", "final step", "metric"]
+    assert list(table.columns[:5]) == ["experiment", "variant", "method", "setting", "final step"]
     table = table.set_index(["experiment", "variant"])
     short, long = table.loc["cifar10_ect_short"], table.loc["cifar10_ect_long"]
     assert str(short.loc["gc", "final step"]) == "100000"  # where each run stopped
@@ -310,7 +312,7 @@ def test_table2_takes_the_papers_ect_numbers_and_pairs_within_each_setting(tmp_p
     # GC pairs with the IC of its own setting and seed only: short -1.0, -0.9, -0.8; long -0.2,
     # -0.15, -0.1.
     # (Across settings it would be about -3.7; with iCT's IC, -0.5 or -3.2.)
-    assert short.loc["gc", "pairs"] == 3 and short.loc["gc", PAIRED_COLUMN].startswith("-0.9 ±")
+    assert short.loc["gc", "pairs"] == 3 and short.loc["gc", PAIRED_COLUMN] == "-0.90 ± 0.25"
     assert long.loc["gc", "pairs"] == 3 and long.loc["gc", PAIRED_COLUMN].startswith("-0.15 ±")
     # The pretrained denoiser: its own row, its own setting, no paper value and nothing paired.
     denoiser = table.loc[("cifar10_pretrain", "denoiser")]
@@ -320,8 +322,8 @@ def test_table2_takes_the_papers_ect_numbers_and_pairs_within_each_setting(tmp_p
     # Table 1 is unchanged: Table 1's numbers, iCT pairs, no setting column.
     table1 = pd.read_csv(tmp_path / "tables" / "table1.csv").set_index("variant")
     assert "setting" not in table1 and table1.loc["gc", "paper"] == 5.95
-    assert table1.loc["gc", PAIRED_COLUMN] == "-1 ± 0" and table1.loc["gc", "pairs"] == 3
-    assert "table2.md" in (tmp_path / "README.md").read_text()
+    assert table1.loc["gc", PAIRED_COLUMN] == "-1.00 ± n/a" and table1.loc["gc", "pairs"] == 3
+    assert "| `tables/table2` | `.csv`" in (tmp_path / "README.md").read_text()
 
 
 def _ran_on(run: Path, *devices: str, world_size: int = 1) -> Path:
@@ -350,7 +352,7 @@ def test_wall_clock_budgets_pair_only_runs_on_the_same_gpus(tmp_path):
     # naming the seed (as every pairing rule of gc/selection.py refuses: never a silent drop).
     assert short["pairs"] == 0
     assert short[PAIRED_COLUMN] == f"refused: seed 1 not paired: gc on 1 × {h100}, ic on 1 × {a100}"
-    assert long["pairs"] == 3 and long[PAIRED_COLUMN] == "-1 ± 0"  # a step budget pairs
+    assert long["pairs"] == 3 and long[PAIRED_COLUMN] == "-1.00 ± n/a"  # a step budget pairs
     # A run resumed on another model, or on more GPUs, is another budget too.
     (tmp_path / "resumed").mkdir()
     assert checkpoint.run_hardware(_ran_on(tmp_path / "resumed", a100, h100, world_size=8)) == {
@@ -372,7 +374,7 @@ def test_unconfirmed_ffhq64_rows_say_so(tmp_path):
     assert set(table["paper source"]) == {
         "Table 2 (unconfirmed: only in other versions of the paper)"
     }
-    assert table.loc["gc", PAIRED_COLUMN] == "-1 ± 0"
+    assert table.loc["gc", PAIRED_COLUMN] == "-1.00 ± n/a"
 
 
 def test_ect_runs_stay_out_of_the_ict_mu_sweep_and_wall_clock_rows(tmp_path):
@@ -488,7 +490,7 @@ def test_a_published_cell_is_compared_with_a_prediction_interval(tmp_path):
 
 
 def test_a_one_seed_band_is_a_line_labelled_as_one_seed(tmp_path):
-    from gcbench.report import _draw, _plt, band_frame
+    from gcbench.figures import _draw, _plt, band_frame
 
     one = pd.DataFrame({"variant": "gc", "step": [1, 2], "value": [3.0, 2.0], "seed": 0})
     bands = band_frame(one, "variant", "step")
