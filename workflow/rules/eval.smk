@@ -39,10 +39,11 @@ rule evaluate:
         curve=lambda w: study.eval_args(config, w.exp, curve=True),
         final=lambda w: study.eval_args(config, w.exp, curve=False),
         launch=launch_options(),
+        slurm=lambda w: study.slurm_args(config, w.exp, "evaluate"),
         keep=config.get("keep_snapshots", "curve"),
     resources:
         gpu_jobs=1,
     shell:
-        "({params.gcbench} launch eval {params.launch} --name evaluate --run-dir {params.run} -- "
+        "({params.gcbench} launch eval {params.launch} {params.slurm} --name evaluate --run-dir {params.run} -- "
         "{params.curve} --out {output.curve} :: {params.final} --out {output.final} && "
         "{params.gcbench} prune {params.run} --keep {params.keep}) > {log} 2>&1"

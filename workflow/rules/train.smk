@@ -20,9 +20,10 @@ rule train:
         recipe=lambda w: run_of(w).recipe,
         overrides=lambda w: study.shell_overrides(run_of(w)),
         launch=launch_options(),
+        slurm=lambda w: study.slurm_args(config, w.exp, "train"),
         env=lambda w: study.asset_env(config, w.exp),
     resources:
         gpu_jobs=1,
     shell:
-        "{params.env}{params.gcbench} launch train {params.launch} --recipe {params.recipe} {params.overrides} "
+        "{params.env}{params.gcbench} launch train {params.launch} {params.slurm} --recipe {params.recipe} {params.overrides} "
         "--run-dir {params.run} > {log} 2>&1 && touch {output.complete}"
