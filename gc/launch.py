@@ -76,7 +76,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         config = resolve(self.recipe, self.overrides)
         # One task per GPU: several tasks train one run data-parallel (distributed.py).
         shard = distributed.init_from_submitit(config.device)
-        _checkpoint_also_on(self.preempt_signal)
+        _checkpoint_also_on(self.preempt_signal, self)
         self._stop = threading.Event()
         outcome: dict = {}
 
@@ -120,31 +120,47 @@ class TrainJob(submitit.helpers.Checkpointable):
         )
 
 
-def _checkpoint_also_on(name: str) -> None:
-    """Make signal `name` (SIGTERM by default) do what submitit's SIGUSR2 handler does: stop at
-    the step boundary, save, requeue. SLURM sends SIGTERM, then SIGKILL after KillWait, on
-    preemption, `scontrol requeue` and `scancel`; submitit alone would ignore it and lose every
-    step since the last checkpoint. Called in the job's main thread, after submitit installed
-    its handlers."""
+def _checkpoint_also_on(name: str, job: TrainJob) -> None:
+    """Make signal `name` (SIGTERM by default) save the state too. SLURM sends SIGTERM, then
+    SIGKILL after KillWait, when it cancels, requeues (`scontrol requeue`, preemption) or
+    preempts a job; submitit alone ignores it and loses every step since the last checkpoint.
+    Called in the job's main thread, after submitit installed its SIGUSR2 handler."""
     sig = resources.preempt_signal({"preempt_signal": name})
     usr2 = signal.getsignal(signal.SIGUSR2)
-    if sig is None or not callable(usr2):  # not inside a submitit job
+    try:
+        env = submitit.JobEnvironment()
+    except RuntimeError:  # not inside a submitit job
+        return
+    if sig is None or env.name() != "slurm" or not callable(usr2):
         return
 
     def handle(signum, frame) -> None:
-        try:
+        if _job_state(env.job_id) == "RUNNING":
+            # A bare signal (`scancel --signal=TERM`, a preemption that only signals): save and
+            # requeue, exactly as on SIGUSR2.
             usr2(signum, frame)
-        except subprocess.CalledProcessError:
-            # `scontrol requeue` refused: SLURM is requeueing (preemption, scontrol requeue)
-            # or ending (scancel) the job itself. The state is saved; leave without a result,
-            # as submitit does after its own requeue, so that a requeued job runs again.
-            print(
-                f"saved on {signal.Signals(signum).name}; SLURM ends or requeues the job",
-                flush=True,
-            )
+            return
+        # SLURM is ending the job (COMPLETING): cancelled, or requeued by SLURM itself. Save,
+        # then leave without a result, as submitit does after a requeue, so that a requeued job
+        # runs again and a cancelled one is reported cancelled. Other ranks follow rank 0.
+        if env.global_rank == 0:
+            job.checkpoint()
+            print(f"saved on {signal.Signals(signum).name}; SLURM ends the job", flush=True)
             sys.exit(-1)
 
     signal.signal(sig, handle)
+
+
+def _job_state(job_id: str) -> str:
+    """The job's state as slurmctld has it now (RUNNING, COMPLETING, ...); "" if unknown."""
+    try:
+        out = subprocess.run(
+            ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    found = [f.partition("=")[2] for f in out.split() if f.startswith("JobState=")]
+    return found[0] if found else ""
 
 
 class CommandJob(submitit.helpers.Checkpointable):

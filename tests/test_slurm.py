@@ -316,7 +316,13 @@ def test_each_experiment_and_kind_of_job_gets_its_own_resources(workdir):
 
 
 def _sacct(job_id: str) -> str:
-    """sacct's lines for a job and its steps (printed: the scenario's record)."""
+    """sacct's lines for a job and its steps once it has ended (printed: the scenario's
+    record). A launcher may hold the result before SLURM has closed the batch step."""
+    _wait_for(
+        lambda: _sacct_states([job_id]).get(job_id) not in (None, "RUNNING", "PENDING"),
+        120,
+        f"job {job_id} to end",
+    )
     out = subprocess.run(
         ["sacct", "-j", job_id, "-n", "-P", "-o", "jobid,jobname,state,elapsed,exitcode"],
         capture_output=True,
@@ -356,6 +362,13 @@ def test_sigterm_and_requeue_save_and_resume_bitwise(tmp_path, uninterrupted, ho
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
 
 
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def test_sigkill_loses_at_most_the_time_checkpoint_interval(tmp_path):
     interval_s = 3.0
     overrides = ["total_steps=1500", "log_every=1", "snapshot_every=100000"]
@@ -366,7 +379,16 @@ def test_sigkill_loses_at_most_the_time_checkpoint_interval(tmp_path):
     _wait_for(lambda: (run / "state.pt").exists(), 300, "a time-based state")
     time.sleep(2.5 * interval_s)  # then kill somewhere between two time-based states
     job_id = checkpoint.read_json(run / "job-train.json")["job_id"]
-    subprocess.run(["scancel", "--signal=KILL", job_id], check=True)
+    # A hard kill of the training process itself, as the OOM killer or a lost node would:
+    # `scancel --signal=KILL` is a cancellation, which sends SIGTERM first.
+    pids = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True)
+    trainer = [
+        int(line.split()[0])
+        for line in pids.stdout.splitlines()[1:]
+        if "submitit.core._submit" in _cmdline(line.split()[0])
+    ]
+    assert len(trainer) == 1, pids.stdout
+    os.kill(trainer[0], signal.SIGKILL)
     output, _ = launcher.communicate(timeout=300)
     assert launcher.returncode != 0  # a hard kill: no requeue, the rule fails
     _sacct(job_id)
@@ -410,3 +432,41 @@ def test_the_driver_runs_as_a_job_and_finishes_a_tiny_study(workdir):
     report = checkpoint.read_json(workdir / "results" / "tiny" / "job-report.json")
     assert _sacct_states([report["job_id"]]) == {report["job_id"]: "COMPLETED"}
     assert "fd_digits" in (workdir / "results" / "tiny" / "tables" / "table1.md").read_text()
+
+
+def _idle_nodes() -> int:
+    out = subprocess.run(["sinfo", "-h", "-t", "idle,mix", "-o", "%D"], capture_output=True)
+    return sum(int(n) for n in out.stdout.split() or [0])
+
+
+def test_two_nodes_train_one_run_data_parallel(tmp_path, uninterrupted):
+    """nodes: 2 with one GPU each: two tasks on two nodes, rendezvous from SLURM's environment.
+    Needs a cluster of two nodes (the single-node loopback cluster skips it; see README)."""
+    import yaml
+    from test_distributed import OVERRIDES, _max_diff
+
+    if _idle_nodes() < 2:
+        pytest.skip("needs two idle nodes; tests/slurm/cluster.sh starts one")
+    settings = yaml.safe_load(CLUSTER_YAML.read_text())
+    settings["train"] = {"nodes": 2, "gpus_per_node": 1}
+    two_nodes = tmp_path / "cluster.yaml"
+    two_nodes.write_text(yaml.safe_dump(settings))
+    run = tmp_path / "ddp"
+    args = _launch_train(run, *OVERRIDES)
+    args[args.index(str(CLUSTER_YAML))] = str(two_nodes)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (record,) = checkpoint.read_jsonl(run / "jobs.jsonl")
+    steps = _sacct(record["job_id"])
+    assert re.search(r"\.0\|", steps)
+    nodes = subprocess.run(
+        ["sacct", "-j", f"{record['job_id']}.0", "-n", "-P", "-o", "nnodes,ntasks"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert nodes[0] == "2|2", nodes
+    assert checkpoint.read_jsonl(run / "provenance.jsonl")[0]["world_size"] == 2
+    a = checkpoint.load(run / "state.pt")
+    b = uninterrupted("digits8-gc", [*TINY, *OVERRIDES], tmp_path / "one")
+    assert _max_diff(a["net"], b["net"]) < 1e-3
