@@ -324,7 +324,7 @@ def _sacct(job_id: str) -> str:
         f"job {job_id} to end",
     )
     out = subprocess.run(
-        ["sacct", "-j", job_id, "-n", "-P", "-o", "jobid,jobname,state,elapsed,exitcode"],
+        ["sacct", "-D", "-j", job_id, "-n", "-P", "-o", "jobid,jobname,state,elapsed,exitcode"],
         capture_output=True,
         text=True,
         check=True,
@@ -382,12 +382,10 @@ def test_sigkill_loses_at_most_the_time_checkpoint_interval(tmp_path):
     # A hard kill of the training process itself, as the OOM killer or a lost node would:
     # `scancel --signal=KILL` is a cancellation, which sends SIGTERM first.
     pids = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True)
-    trainer = [
-        int(line.split()[0])
-        for line in pids.stdout.splitlines()[1:]
-        if "submitit.core._submit" in _cmdline(line.split()[0])
-    ]
-    assert len(trainer) == 1, pids.stdout
+    # PID JOBID STEPID LOCALID GLOBALID: task 0 of step 0 is the training process.
+    rows = [line.split() for line in pids.stdout.splitlines()[1:]]
+    trainer = [int(r[0]) for r in rows if r[2:5] == ["0", "0", "0"]]
+    assert len(trainer) == 1 and "submitit" in _cmdline(str(trainer[0])), pids.stdout
     os.kill(trainer[0], signal.SIGKILL)
     output, _ = launcher.communicate(timeout=300)
     assert launcher.returncode != 0  # a hard kill: no requeue, the rule fails
