@@ -5,9 +5,9 @@
 - SLURM options come from a YAML file (slurm/cluster.yaml, one section per kind of job:
   resources.py), never from code; a SLURM job is never submitted without them.
 - `TrainJob` is Checkpointable: on SIGUSR2 (preemption or timeout) and on SIGTERM (preemption,
-  `scontrol requeue`; `preempt_signal` in cluster.yaml) it stops the training loop at the next
-  step boundary, where the loop saves its resume state, and requeues itself; the requeued job
-  resumes exactly (train.py).
+  `scontrol requeue`, `scancel`; `preempt_signal` in cluster.yaml) it stops the training loop
+  at the next step boundary, where the loop saves its resume state, and requeues itself unless
+  SLURM is already requeueing or cancelling it; the requeued job resumes exactly (train.py).
 - The job id is written to `RUN_DIR/job-<name>.json` as soon as the job is submitted. A launcher
   started again while that job is queued or running re-attaches to it instead of submitting a
   second one; if the job finished successfully while no launcher was waiting for it, its result

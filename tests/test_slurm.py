@@ -439,7 +439,8 @@ def _idle_nodes() -> int:
 
 def test_two_nodes_train_one_run_data_parallel(tmp_path, uninterrupted):
     """nodes: 2 with one GPU each: two tasks on two nodes, rendezvous from SLURM's environment.
-    Needs a cluster of two nodes (the single-node loopback cluster skips it; see README)."""
+    Needs two nodes: `tests/slurm/two_nodes.sh up`, then SLURM_CONF=/tmp/gcbench-slurm2/
+    slurm.conf (the one-node cluster of cluster.sh skips it)."""
     import yaml
     from test_distributed import OVERRIDES, _max_diff
 
