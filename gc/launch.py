@@ -265,6 +265,8 @@ def make_executor(
         params = {"timeout_min": 7 * 24 * 60, "gpus_per_node": 0}  # no local timeout signal
     elif tasks == 1 and params.get("gpus_per_node"):
         params["gpus_per_node"] = 1
+    elif "gpus_per_node" in params and not params["gpus_per_node"]:
+        del params["gpus_per_node"]  # a CPU job asks for no GPU at all, not for "0 GPUs"
     if tasks % nodes:
         raise LaunchError(f"{tasks} tasks do not spread evenly over nodes={nodes}")
     per_node = tasks // nodes

@@ -1,4 +1,4 @@
-"""Gradient accumulation (gcbench/microbatch.py): one step in micro-batches is one step on the
+"""Gradient accumulation (gc/microbatch.py): one step in micro-batches is one step on the
 whole batch, for every objective and coupling, in one process and under DDP."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""SLURM resources per kind of job and per experiment (gcbench/resources.py), read from
+"""SLURM resources per kind of job and per experiment (gc/resources.py), read from
 cluster.yaml and rendered into the sbatch script submitit writes. The real cluster's view of
 the same settings is tested in test_slurm.py."""
 
@@ -64,6 +64,13 @@ def test_the_sbatch_scripts_of_two_experiments_carry_their_own_values(tmp_path, 
         assert evaluate["time"] == "240" and evaluate["mem"] == "32GB"
         assert evaluate["gpus-per-node"] == "1" and evaluate["constraint"] == "a100"
         assert evaluate["ntasks-per-node"] == "1" and "qos" not in evaluate
+
+
+def test_cpu_jobs_ask_for_no_gpu(tmp_path):
+    path = tmp_path / "cluster.yaml"
+    path.write_text("gpus_per_node: 1\ntimeout_min: 60\nprepare: {gpus_per_node: 0}\n")
+    flags = _script(make_executor("slurm", tmp_path, path, "prepare", 1, "prepare"))
+    assert "gpus-per-node" not in flags and flags["time"] == "60"
 
 
 def test_multi_node_training_has_one_task_per_gpu_on_each_node(tmp_path, cluster_yaml):

@@ -469,3 +469,33 @@ def test_two_nodes_train_one_run_data_parallel(tmp_path, uninterrupted):
     a = checkpoint.load(run / "state.pt")
     b = uninterrupted("digits8-gc", [*TINY, *OVERRIDES], tmp_path / "one")
     assert _max_diff(a["net"], b["net"]) < 1e-3
+
+
+def test_data_preparation_runs_as_a_cluster_job_when_asked(workdir):
+    from PIL import Image
+
+    folder = workdir / "raw_church"
+    folder.mkdir()
+    for k in range(3):
+        Image.new("RGB", (80, 96), (40 * k, 90, 200)).save(folder / f"{k}.png")
+    config = {
+        "slurm_config": str(CLUSTER_YAML),
+        "cluster_rules": ["prepare"],
+        "prepare_data": {"lsun_church64": str(folder)},
+        "experiments": {
+            "church": {
+                "dataset": "lsun_church64",
+                "seeds": [0],
+                "variants": {"ic": {"coupling": "ic"}},
+            }
+        },
+    }
+    (workdir / "church.yaml").write_text(json.dumps(config))
+    target = "data/lsun_church64/train.npy"
+    out = _snakemake(workdir, target, "--configfile", "church.yaml", timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (workdir / target).exists()
+    record = checkpoint.read_json(workdir / "data/lsun_church64/job-prepare.json")
+    flags = _sbatch_flags(next(Path(record["folder"]).glob("*_submission.sh")))
+    assert "gpus-per-node" not in flags  # the prepare section: CPU only
+    assert _sacct(record["job_id"]).startswith(f"{record['job_id']}|prepare|COMPLETED")
