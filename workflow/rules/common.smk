@@ -62,9 +62,9 @@ def launch_options():
 
 
 def gcbench_for(section, job_dir):
-    """`gcbench` as a rule that runs in the driver calls it: itself, or, for the rules listed in
-    `cluster_rules`, `gcbench launch command`, which runs the same command as a cluster job with
-    `section`'s resources and waits for it."""
+    """The `gcbench` command of a step that runs in the driver's process: `gcbench` itself,
+    or, for the steps listed in `cluster_rules`, `gcbench launch command`, which runs the same
+    command as a cluster job with `section`'s resources and waits for it."""
     if section not in config.get("cluster_rules", []) or config["cluster"] != "slurm":
         return GCBENCH
     return (
