@@ -85,8 +85,9 @@ class TrainConfig:
     log_every: int = 100
     snapshot_every: int = 10_000
     checkpoint_every: int = 1_000
-    # Also save the resume state after this many minutes of training since the last save (0:
-    # off), so that a hard kill (SIGKILL, node failure) loses at most this much work.
+    # Also save the resume state at the first log tick after this many minutes of training
+    # since the last save (0: off), so that a hard kill (SIGKILL, node failure) loses at most
+    # this much work plus one tick.
     checkpoint_minutes: float = 30.0
     data_dir: str = "data"
     device: str = "auto"

@@ -58,6 +58,9 @@ def read(path: str | Path, section: str, overrides: dict | None = None) -> dict:
         raise ResourceError(f"section {section!r}: use one of {SECTIONS}")
     values = yaml.safe_load(Path(path).read_text()) or {}
     sections = {k: values.pop(k) or {} for k in SECTIONS if k in values}
+    for name, part in sections.items():
+        if not isinstance(part, dict):
+            raise ResourceError(f"{path}: section {name} must map keys to values, got {part!r}")
     _check_keys(values, str(path))
     for name, part in sections.items():
         _check_keys(part, f"{path}: section {name}")

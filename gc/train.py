@@ -447,11 +447,13 @@ def _save(run: _Run, window: _Window, last: bool) -> None:
 
 
 def _state_due(run: _Run) -> bool:
-    """checkpoint_minutes of training since the last resume state: a hard kill loses at most
-    that. Ranks' clocks differ, so they agree through a collective (one float per step)."""
+    """checkpoint_minutes of training since the last resume state, looked at on log ticks: a
+    hard kill loses at most that plus one tick. Ranks' clocks differ, so they agree through
+    a collective, once per tick rather than once per step (a device sync)."""
     minutes = run.c.checkpoint_minutes
-    due = bool(minutes) and time.perf_counter() - run.saved_at >= 60 * minutes
-    return run.shard.any(due, run.device) if minutes else False
+    if not minutes or run.step % run.c.log_every:
+        return False
+    return run.shard.any(time.perf_counter() - run.saved_at >= 60 * minutes, run.device)
 
 
 def _save_state(run: _Run) -> None:
