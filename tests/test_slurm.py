@@ -121,7 +121,7 @@ def test_slurm_profile_runs_the_study_through_sbatch(workdir):
     assert len(_runs(workdir)) == 2
     job_ids = _assert_every_job_went_through_sbatch_once(workdir)
     assert len(job_ids) == 4  # per run: one training job, one evaluation job
-    # The study is named after its config file (study.yaml): results/study/.
+    # A study is named after its config file, here "study": its report is in results/study/.
     assert "fd_digits" in (workdir / "results" / "study" / "tables" / "table1.md").read_text()
 
 
