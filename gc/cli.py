@@ -373,7 +373,16 @@ _LAUNCH_OPTIONS = [
         "--slurm-config",
         type=click.Path(exists=True, dir_okay=False),
         default=None,
-        help="YAML of SLURM options (partition, account, gpus_per_node, ...).",
+        help="YAML of SLURM resources, one section per kind of job (slurm/cluster.yaml); "
+        "required with --cluster slurm.",
+    ),
+    click.option(
+        "--slurm-set",
+        "slurm_set",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override one --slurm-config key for this job (e.g. timeout_min=120); the value "
+        "is YAML. The workflow passes an experiment's `slurm:` settings this way.",
     ),
     click.option(
         "--threads",
@@ -480,15 +489,19 @@ def launch() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
 @click.option("--run-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @_launch_options
-def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads, label) -> None:
+def launch_train(recipe, overrides, run_dir, cluster, slurm_config, slurm_set, threads, label):
     """Train one run as a checkpointable job (preempted jobs requeue and resume exactly)."""
-    from .launch import LaunchError, TrainJob, gpus_per_job, restore_outputs
+    from . import resources
+    from .launch import LaunchError, TrainJob, gpus_per_job, restore_outputs, slurm_resources
     from .launch import launch as submit
 
     try:
         # Bad input fails here, before any submission.
         config = resolve(recipe, list(overrides))
-        gpus = gpus_per_job(cluster, slurm_config)
+        extra = resources.parse_overrides(slurm_set)
+        gpus = gpus_per_job(cluster, slurm_config, extra)
+        held = slurm_resources(cluster, slurm_config, "train", extra)
+        sig = resources.preempt_signal(held)
         if config.batch_size % gpus:
             raise ValueError(
                 f"batch_size={config.batch_size} does not divide over {gpus} GPUs; the global "
@@ -498,8 +511,18 @@ def launch_train(recipe, overrides, run_dir, cluster, slurm_config, threads, lab
         if _finished_with(run_dir, config):
             click.echo(f"done: {run_dir} (finished earlier with this config; nothing submitted)")
             return
-        job = TrainJob(recipe, list(overrides), str(run_dir), threads, tasks=gpus)
-        outputs = submit(job, "train", run_dir, cluster, slurm_config, log=click.echo, label=label)
+        signame = sig.name.removeprefix("SIG") if sig else "none"
+        job = TrainJob(recipe, list(overrides), str(run_dir), threads, gpus, signame)
+        outputs = submit(
+            job,
+            "train",
+            run_dir,
+            cluster,
+            slurm_config,
+            log=click.echo,
+            slurm_overrides=extra,
+            label=label,
+        )
         restore_outputs(outputs, log=click.echo)
     except (ValueError, LaunchError, checkpoint.UnwritableError) as err:
         _fail(str(err))
@@ -527,7 +550,7 @@ def _finished_with(run_dir: Path, config) -> bool:
 @click.option("--name", default="eval", show_default=True, help="Job name (one record per name).")
 @_launch_options
 @click.argument("eval_args", nargs=-1, type=click.UNPROCESSED)
-def launch_eval(run_dir, name, cluster, slurm_config, threads, label, eval_args) -> None:
+def launch_eval(run_dir, name, cluster, slurm_config, slurm_set, threads, label, eval_args):
     """Run `gcbench eval --run-dir RUN_DIR EVAL_ARGS...` as a job. Several evaluations separated
     by `::` run one after the other in the same job (one start-up, one GPU allocation).
 
@@ -536,6 +559,7 @@ def launch_eval(run_dir, name, cluster, slurm_config, threads, label, eval_args)
       gcbench launch eval --cluster local --run-dir R -- --curve --n 300 --out R/eval/curve.csv \\
           :: --n 1000 --steps 1 --steps 2 --out R/eval/final.json
     """
+    from . import resources
     from .launch import CommandJob, LaunchError, restore_outputs
     from .launch import launch as submit
 
@@ -551,10 +575,72 @@ def launch_eval(run_dir, name, cluster, slurm_config, threads, label, eval_args)
     outputs = [c[i + 1] for c in commands for i, a in enumerate(c[:-1]) if a == "--out"]
     try:
         checkpoint.check_writable(run_dir)
-        job = CommandJob(commands, threads, outputs)
-        outputs = submit(job, name, run_dir, cluster, slurm_config, log=click.echo, label=label)
-        restore_outputs(outputs)
-    except (ConfigError, LaunchError, checkpoint.UnwritableError) as err:
+        extra = resources.parse_overrides(slurm_set)
+        job = CommandJob(commands, threads, outputs, section="evaluate")
+        restore_outputs(
+            submit(
+                job,
+                name,
+                run_dir,
+                cluster,
+                slurm_config,
+                log=click.echo,
+                slurm_overrides=extra,
+                label=label,
+            )
+        )
+    except (ConfigError, LaunchError, checkpoint.UnwritableError, ValueError) as err:
+        _fail(str(err))
+
+
+@launch.command(name="command", context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--section",
+    required=True,
+    type=click.Choice(["prepare", "report"]),
+    help="Whose resources in --slurm-config the job gets.",
+)
+@click.option(
+    "--job-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the job's record, submitit folder and logs go.",
+)
+@click.option("--out", "outputs", multiple=True, metavar="PATH", help="A file the command writes.")
+@_launch_options
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def launch_command(
+    section, job_dir, outputs, cluster, slurm_config, slurm_set, threads, label, args
+):
+    """Run one other `gcbench` command (data preparation, the report) as a CPU job, when the
+    workflow is told to (`cluster_rules` in the study config) instead of in the driver.
+
+    \b
+    Example:
+      gcbench launch command --section prepare --job-dir data/cifar10 --cluster slurm \\
+          --slurm-config slurm/cluster.yaml -- data prepare cifar10 --data-dir data
+    """
+    from . import resources
+    from .launch import CommandJob, LaunchError, restore_outputs
+    from .launch import launch as submit
+
+    if not args:
+        _fail("no command given: pass the `gcbench` command and its options after `--`")
+    try:
+        extra = resources.parse_overrides(slurm_set)
+        job = CommandJob([list(args)], threads, list(outputs), section=section)
+        outcome = submit(
+            job,
+            section,
+            job_dir,
+            cluster,
+            slurm_config,
+            log=click.echo,
+            slurm_overrides=extra,
+            label=label or str(job_dir),
+        )
+        restore_outputs(outcome)
+    except (LaunchError, ValueError) as err:
         _fail(str(err))
 
 

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from .couplings import Coupling, EndpointFn, Pair
 from .distributed import SINGLE, Shard
 from .losses import pseudo_huber
+from .microbatch import Drawn
 from .schedules import ect_r, ect_stage
 
 # In training, ECT and EDM precondition as EDM's denoiser: the consistency form with sigma_min
@@ -31,7 +32,13 @@ def _expand(v: Tensor, like: Tensor) -> Tensor:
     return v.reshape(-1, *[1] * (like.ndim - 1))
 
 
-def ect_step(
+def ect_step(net: nn.Module, coupling: Coupling, x: Tensor, **kwargs) -> tuple[Tensor, Pair]:
+    """ECT's loss of one batch, not yet backpropagated (keywords: `ect_draw`'s)."""
+    drawn = ect_draw(net, coupling, x, **kwargs)
+    return drawn.mean_loss(), drawn.pair
+
+
+def ect_draw(
     net: nn.Module,
     coupling: Coupling,
     x: Tensor,
@@ -45,9 +52,10 @@ def ect_step(
     stage_steps: int,
     c: float,
     shard: Shard = SINGLE,
-) -> tuple[Tensor, Pair]:
-    """ECT's loss of one batch, not yet backpropagated. As in the iCT step, the draws are made
-    for the global batch and `x` is this rank's rows of it."""
+) -> Drawn:
+    """ECT's draws and coupling on the whole batch; the network passes run later, on any rows
+    (microbatch.py). As in the iCT step, the draws are made for the global batch and `x` is
+    this rank's rows of it."""
     n, rows = x.shape[0] * shard.world, shard.rows(x.shape[0] * shard.world)
     t = _lognormal(n, p_mean, p_std, gen, x.device)[rows]
     z = torch.randn((n, *x.shape[1:]), generator=gen, device=x.device)[rows]
@@ -58,16 +66,25 @@ def ect_step(
     u = torch.where(stepped, u, 1.0)
     pair = coupling(x, z, r, t, u, step=step, endpoint_fn=endpoint_fn)
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
-        # The whole batch goes through, so the dropout masks match the prediction's row for
-        # row; rows with r = 0 are evaluated at t (never at sigma = 0) and replaced by e.
-        target = net(pair.x_lo, torch.where(stepped, r, t), **DENOISER)
-        target = torch.where(_expand(stepped, x), target, pair.endpoint)
-    pred = net(pair.x_hi, t, **DENOISER)
-    return (pseudo_huber(pred, target, c) / (t - r)).mean(), pair
+
+    def losses(k: slice) -> Tensor:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            # All the rows go through, so the dropout masks match the prediction's row for
+            # row; rows with r = 0 are evaluated at t (never at sigma = 0) and replaced by e.
+            target = net(pair.x_lo[k], torch.where(stepped, r, t)[k], **DENOISER)
+            target = torch.where(_expand(stepped[k], target), target, pair.endpoint[k])
+        pred = net(pair.x_hi[k], t[k], **DENOISER)
+        return pseudo_huber(pred, target, c) / (t[k] - r[k])
+
+    return Drawn(pair, losses, x.shape[0])
 
 
-def denoising_step(
+def denoising_step(net: nn.Module, x: Tensor, **kwargs) -> Tensor:
+    """EDM's loss of one batch, not yet backpropagated (keywords: `denoising_draw`'s)."""
+    return denoising_draw(net, x, **kwargs).mean_loss()
+
+
+def denoising_draw(
     net: nn.Module,
     x: Tensor,
     *,
@@ -76,12 +93,17 @@ def denoising_step(
     p_std: float,
     sigma_data: float,
     shard: Shard = SINGLE,
-) -> Tensor:
+) -> Drawn:
     """EDM's loss: mean of lambda(sigma) ||D(x + sigma z, sigma) - x||^2, ln sigma ~
-    N(p_mean, p_std^2) (EDM: -1.2, 1.2), lambda = (sigma^2 + sigma_d^2) / (sigma sigma_d)^2."""
+    N(p_mean, p_std^2) (EDM: -1.2, 1.2), lambda = (sigma^2 + sigma_d^2) / (sigma sigma_d)^2.
+    The draws are made here; the passes run later, on any rows (microbatch.py)."""
     n, rows = x.shape[0] * shard.world, shard.rows(x.shape[0] * shard.world)
     sigma = _lognormal(n, p_mean, p_std, gen, x.device)[rows]
     z = torch.randn((n, *x.shape[1:]), generator=gen, device=x.device)[rows]
     weight = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
-    denoised = net(x + _expand(sigma, x) * z, sigma, **DENOISER)
-    return (weight * (denoised - x).square().flatten(1).sum(1)).mean()
+
+    def losses(k: slice) -> Tensor:
+        denoised = net(x[k] + _expand(sigma[k], x[k]) * z[k], sigma[k], **DENOISER)
+        return weight[k] * (denoised - x[k]).square().flatten(1).sum(1)
+
+    return Drawn(None, losses, x.shape[0])

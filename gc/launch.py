@@ -2,10 +2,12 @@
 
 - `cluster` is always passed explicitly: "slurm" on a cluster, "local" for the embedded default
   and the tests (submitit's "debug" backend would open a debugger on errors).
-- SLURM options come from a YAML file (slurm/cluster.yaml), never from code.
-- `TrainJob` is Checkpointable: on SIGUSR2 (preemption or timeout) it stops the training loop at
-  the next step boundary, where the loop saves its resume state, and requeues itself; the
-  requeued job resumes exactly (train.py).
+- SLURM options come from a YAML file (slurm/cluster.yaml, one section per kind of job:
+  resources.py), never from code; a SLURM job is never submitted without them.
+- `TrainJob` is Checkpointable: on SIGUSR2 (preemption or timeout) and on SIGTERM (preemption,
+  `scontrol requeue`, `scancel`; `preempt_signal` in cluster.yaml) it stops the training loop
+  at the next step boundary, where the loop saves its resume state, and requeues itself unless
+  SLURM is already requeueing or cancelling it; the requeued job resumes exactly (train.py).
 - The job id is written to `RUN_DIR/job-<name>.json` as soon as the job is submitted. A launcher
   started again while that job is queued or running re-attaches to it instead of submitting a
   second one; if the job finished successfully while no launcher was waiting for it, its result
@@ -21,30 +23,18 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import submitit
-import yaml
 
-from . import checkpoint
+from . import checkpoint, resources
 
 CLUSTERS = ("local", "slurm")
-# slurm/cluster.yaml key -> submitit AutoExecutor parameter
-_SLURM_KEYS = {
-    "partition": "slurm_partition",
-    "account": "slurm_account",
-    "qos": "slurm_qos",
-    "gpus_per_node": "gpus_per_node",
-    "cpus_per_task": "cpus_per_task",
-    "mem_gb": "mem_gb",
-    "timeout_min": "timeout_min",
-    "signal_delay_s": "slurm_signal_delay_s",
-    "max_num_timeout": "slurm_max_num_timeout",
-    "additional_parameters": "slurm_additional_parameters",
-    "setup": "slurm_setup",
-}
 
 
 class LaunchError(RuntimeError):
@@ -54,11 +44,20 @@ class LaunchError(RuntimeError):
 class TrainJob(submitit.helpers.Checkpointable):
     """Train (or resume) one run inside a submitit job."""
 
+    section = "train"  # its resources in slurm/cluster.yaml
+
     def __init__(
-        self, recipe: str, overrides: list[str], run_dir: str, threads: int = 0, tasks: int = 1
+        self,
+        recipe: str,
+        overrides: list[str],
+        run_dir: str,
+        threads: int = 0,
+        tasks: int = 1,
+        preempt_signal: str = "TERM",
     ):
         self.recipe, self.overrides, self.run_dir = recipe, overrides, run_dir
         self.threads, self.tasks = threads, tasks  # tasks: processes (one per GPU)
+        self.preempt_signal = preempt_signal  # checkpoints and requeues, as SIGUSR2 does
         self._stop: threading.Event | None = None  # made in __call__: locks do not pickle
         self._worker: threading.Thread | None = None
 
@@ -79,6 +78,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         config = resolve(self.recipe, self.overrides)
         # One task per GPU: several tasks train one run data-parallel (distributed.py).
         shard = distributed.init_from_submitit(config.device)
+        _checkpoint_also_on(self.preempt_signal, self)
         self._stop = threading.Event()
         outcome: dict = {}
 
@@ -111,17 +111,74 @@ class TrainJob(submitit.helpers.Checkpointable):
             self._worker.join()  # the loop saves its state at the step boundary, then returns
         print(f"checkpointed {self.run_dir}; requeueing", flush=True)
         return submitit.helpers.DelayedSubmission(
-            TrainJob(self.recipe, self.overrides, self.run_dir, self.threads, self.tasks)
+            TrainJob(
+                self.recipe,
+                self.overrides,
+                self.run_dir,
+                self.threads,
+                self.tasks,
+                self.preempt_signal,
+            )
         )
+
+
+def _checkpoint_also_on(name: str, job: TrainJob) -> None:
+    """Make signal `name` (SIGTERM by default) save the state too. SLURM sends SIGTERM, then
+    SIGKILL after KillWait, when it cancels, requeues (`scontrol requeue`, preemption) or
+    preempts a job; submitit alone ignores it and loses every step since the last checkpoint.
+    Called in the job's main thread, after submitit installed its SIGUSR2 handler."""
+    sig = resources.preempt_signal({"preempt_signal": name})
+    usr2 = signal.getsignal(signal.SIGUSR2)
+    try:
+        env = submitit.JobEnvironment()
+    except RuntimeError:  # not inside a submitit job
+        return
+    if sig is None or env.name() != "slurm" or not callable(usr2):
+        return
+
+    def handle(signum, frame) -> None:
+        if _job_state(env.job_id) == "RUNNING":
+            # A bare signal (`scancel --signal=TERM`, a preemption that only signals): save and
+            # requeue, exactly as on SIGUSR2.
+            usr2(signum, frame)
+            return
+        # SLURM is ending the job (COMPLETING): cancelled, or requeued by SLURM itself. Save,
+        # then leave without a result, as submitit does after a requeue, so that a requeued job
+        # runs again and a cancelled one is reported cancelled. Other ranks follow rank 0.
+        if env.global_rank == 0:
+            job.checkpoint()
+            print(f"saved on {signal.Signals(signum).name}; SLURM ends the job", flush=True)
+            sys.exit(-1)
+
+    signal.signal(sig, handle)
+
+
+def _job_state(job_id: str) -> str:
+    """The job's state as slurmctld has it now (RUNNING, COMPLETING, ...); "" if unknown."""
+    try:
+        out = subprocess.run(
+            ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    found = [f.partition("=")[2] for f in out.split() if f.startswith("JobState=")]
+    return found[0] if found else ""
 
 
 class CommandJob(submitit.helpers.Checkpointable):
     """Run `gcbench` commands (e.g. the curve, then the final evaluation) one after the other in
     one job and one process, and return the text of their `outputs`; requeued from the start
-    if preempted, which is cheap next to training."""
+    if preempted, which is cheap next to training. `section`: its resources in cluster.yaml."""
 
-    def __init__(self, commands: list[list[str]], threads: int = 0, outputs: list[str] = ()):
+    def __init__(
+        self,
+        commands: list[list[str]],
+        threads: int = 0,
+        outputs: list[str] = (),
+        section: str = "evaluate",
+    ):
         self.commands, self.threads, self.outputs = commands, threads, list(outputs)
+        self.section = section
 
     @property
     def args(self) -> list[str]:
@@ -156,24 +213,33 @@ def restore_outputs(outputs: dict[str, str], log=print) -> None:
             log(f"restored {path} from the finished job's result")
 
 
-def slurm_parameters(path: str | Path | None) -> dict:
-    """Read slurm/cluster.yaml into submitit parameters; unknown keys are an error."""
-    if path is None:
+def slurm_resources(
+    cluster: str, slurm_config: str | Path | None, section: str, overrides: dict | None = None
+) -> dict:
+    """The cluster.yaml keys in force for one kind of job (resources.py); {} off SLURM. A SLURM
+    job without a config file is refused: submitit would ask for 5 minutes and no GPU."""
+    if cluster != "slurm":
         return {}
-    values = yaml.safe_load(Path(path).read_text()) or {}
-    unknown = set(values) - set(_SLURM_KEYS)
-    if unknown:
+    if slurm_config is None:
         raise LaunchError(
-            f"{path}: unknown keys {sorted(unknown)}; valid keys: {', '.join(_SLURM_KEYS)}"
+            "--cluster slurm needs --slurm-config FILE: the jobs' time, memory and GPUs "
+            "(slurm/cluster.yaml documents every key and its default); without it submitit "
+            "would ask for 5 minutes and no GPU"
         )
-    return {_SLURM_KEYS[k]: v for k, v in values.items() if v is not None}
+    try:
+        return resources.read(slurm_config, section, overrides)
+    except resources.ResourceError as err:
+        raise LaunchError(str(err)) from None
 
 
-def gpus_per_job(cluster: str, slurm_config: str | Path | None) -> int:
-    """GPUs (= tasks, one per GPU) a training job gets: slurm/cluster.yaml's gpus_per_node."""
+def gpus_per_job(
+    cluster: str, slurm_config: str | Path | None, overrides: dict | None = None
+) -> int:
+    """Processes (one per GPU, on every node) a training job runs: nodes x gpus_per_node."""
     if cluster != "slurm":
         return 1
-    return int(slurm_parameters(slurm_config).get("gpus_per_node") or 1)
+    nodes, per_node = resources.tasks(slurm_resources(cluster, slurm_config, "train", overrides))
+    return nodes * per_node
 
 
 def job_name(label: str, name: str) -> str:
@@ -187,21 +253,33 @@ def make_executor(
     slurm_config: str | Path | None,
     name: str,
     tasks: int = 1,
+    section: str = "train",
+    overrides: dict | None = None,
 ):
-    """A submitit executor; `tasks` processes per job (one per GPU for data-parallel training;
-    1 for evaluation, which then asks for one GPU, so that it never runs once per rank)."""
+    """A submitit executor with `section`'s resources; `tasks` processes per job, spread evenly
+    over its nodes (one per GPU for data-parallel training; 1 for evaluation, which then asks
+    for one GPU, so that it never runs once per rank)."""
     if cluster not in CLUSTERS:
         raise LaunchError(f"cluster={cluster!r}: use one of {CLUSTERS}")
-    params = slurm_parameters(slurm_config) if cluster == "slurm" else {}
+    values = slurm_resources(cluster, slurm_config, section, overrides)
+    params = resources.submitit_parameters(values)
     max_timeouts = params.pop("slurm_max_num_timeout", 20)
     executor = submitit.AutoExecutor(
         folder=folder, cluster=cluster, slurm_max_num_timeout=max_timeouts
     )
+    nodes = int(params.pop("nodes", 1) or 1)
     if cluster == "local":
         params = {"timeout_min": 7 * 24 * 60, "gpus_per_node": 0}  # no local timeout signal
     elif tasks == 1 and params.get("gpus_per_node"):
         params["gpus_per_node"] = 1
-    executor.update_parameters(name=name, tasks_per_node=tasks, **params)
+    elif "gpus_per_node" in params and not params["gpus_per_node"]:
+        del params["gpus_per_node"]  # a CPU job asks for no GPU at all, not for "0 GPUs"
+    if tasks % nodes:
+        raise LaunchError(f"{tasks} tasks do not spread evenly over nodes={nodes}")
+    per_node = tasks // nodes
+    if cluster == "slurm":
+        params["nodes"] = nodes
+    executor.update_parameters(name=name, tasks_per_node=per_node, **params)
     return executor
 
 
@@ -291,6 +369,7 @@ def launch(
     poll_s: float = 2.0,
     log=print,
     label: str | None = None,
+    slurm_overrides: dict | None = None,
 ):
     """Submit `job_fn` and wait for it to finish; its SLURM name is `job_name(label, name)`,
     `label` defaulting to the run directory. If a job was already submitted for this run
@@ -317,9 +396,12 @@ def launch(
                 f"{record['cluster']} job {record['job_id']} ({name}) already finished; using its result"
             )
             return _collect(record, record_path, job.results()[0])
-    tasks = getattr(job_fn, "tasks", 1)
+    tasks, section = getattr(job_fn, "tasks", 1), job_fn.section
+    folder = run_dir / "submitit" / name
     slurm_name = job_name(label or str(run_dir), name)
-    executor = make_executor(cluster, run_dir / "submitit" / name, slurm_config, slurm_name, tasks)
+    executor = make_executor(
+        cluster, folder, slurm_config, slurm_name, tasks, section, slurm_overrides
+    )
     job = executor.submit(job_fn)
     record = {
         "cluster": cluster,

@@ -48,6 +48,9 @@ class TrainConfig:
     mlp_emb_channels: int = 32
     # Optimisation: Lion, betas (0.9, 0.99), no weight decay, no warm-up, fp32 (paper).
     batch_size: int = 512
+    # Rows per forward/backward pass on each GPU (gradient accumulation, microbatch.py); 0: the
+    # GPU's whole share of batch_size at once. Changes the float summation order, not the math.
+    batch_per_gpu: int = 0
     total_steps: int = 100_000
     lr: float = 1e-4
     optimizer: str = "lion"
@@ -82,6 +85,10 @@ class TrainConfig:
     log_every: int = 100
     snapshot_every: int = 10_000
     checkpoint_every: int = 1_000
+    # Also save the resume state at the first log tick after this many minutes of training
+    # since the last save (0: off), so that a hard kill (SIGKILL, node failure) loses at most
+    # this much work plus one tick.
+    checkpoint_minutes: float = 30.0
     data_dir: str = "data"
     device: str = "auto"
     # Also write the logged scalars as TensorBoard event files in RUN_DIR/tensorboard (needs
@@ -166,6 +173,11 @@ def _validate(c: TrainConfig) -> None:
         )
     if c.max_train_seconds < 0 or c.lr_rampup_steps < 0:
         raise ConfigError("max_train_seconds and lr_rampup_steps must be >= 0")
+    if c.batch_per_gpu < 0 or c.checkpoint_minutes < 0:
+        raise ConfigError(
+            f"batch_per_gpu={c.batch_per_gpu} and checkpoint_minutes={c.checkpoint_minutes} "
+            f"must be >= 0 (0: off)"
+        )
     if c.gc_start_step < 0:
         raise ConfigError(f"gc_start_step={c.gc_start_step} must be >= 0")
     image = len(DATASETS[c.dataset].shape) == 3
@@ -446,7 +458,11 @@ def upgrade_config(values: dict) -> dict:
 
 
 # Fields that say where or how a run executes, not what it computes.
-NOT_COMPUTED = ("device", "keep_state", "tensorboard", "sample_grid")
+# batch_per_gpu and the GPU count change the float summation order only.
+NOT_COMPUTED = (
+    *("device", "keep_state", "tensorboard", "sample_grid"),
+    *("batch_per_gpu", "checkpoint_minutes"),
+)
 
 
 def config_changes(recorded: dict, c: TrainConfig) -> dict[str, tuple]:

@@ -21,6 +21,7 @@ Config shape (validated by workflow/schemas/config.schema.yaml; composed by comp
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 from functools import cached_property
@@ -189,6 +190,16 @@ def train_marker(run_path: str) -> str:
     reruns the job (a changed parameter, --forcerun), and a finished run must never lose its
     done.json that way; a rerun of a finished run is a no-op that writes this file again."""
     return f"{run_path}/train.complete"
+
+
+def slurm_args(config: dict, experiment: str, section: str) -> str:
+    """`gcbench launch --slurm-set` flags for an experiment's own SLURM resources
+    (`experiments.<name>.slurm.<section>`), which replace slurm_config's for its jobs."""
+    values = config["experiments"][experiment].get("slurm", {}).get(section, {})
+    return " ".join(
+        f"--slurm-set {shlex.quote(f'{k}={json.dumps(v)}')}"  # JSON is YAML
+        for k, v in values.items()
+    )
 
 
 def shell_overrides(run: Run) -> str:

@@ -11,7 +11,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,6 +27,7 @@ from .ema import update_ema
 from .grids import write_grid
 from .layout import DEFAULT_OUTDIR, resolve_init
 from .losses import LOSSES
+from .microbatch import Drawn, accumulate, chunked
 from .progress import Progress, Scalars
 from .recipes import ConfigError, TrainConfig, build_network, config_changes, describe_changes
 from .runtime import pick_device, set_tf32
@@ -60,19 +61,55 @@ def training_step(
     `x` is this rank's rows of the global batch: the draws are made for the global batch and
     sliced, so that any number of ranks computes the same per-sample values.
     """
+    drawn = ict_draw(
+        net,
+        coupling,
+        loss_fn,
+        x,
+        sigmas,
+        probs,
+        weights,
+        step=step,
+        gen=gen,
+        endpoint_fn=endpoint_fn,
+        shard=shard,
+    )
+    return drawn.mean_loss(), drawn.pair
+
+
+def ict_draw(
+    net: nn.Module,
+    coupling: Coupling,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    x: Tensor,
+    sigmas: Tensor,
+    probs: Tensor,
+    weights: Tensor,
+    *,
+    step: int,
+    gen: torch.Generator,
+    endpoint_fn: EndpointFn,
+    shard: Shard = SINGLE,
+) -> Drawn:
+    """The draws and the coupling of `training_step` on the whole batch; the network passes
+    run later, on any rows (microbatch.py)."""
     n, rows = x.shape[0] * shard.world, shard.rows(x.shape[0] * shard.world)
     i = torch.multinomial(probs, n, replacement=True, generator=gen)[rows]
     z = torch.randn((n, *x.shape[1:]), generator=gen, device=x.device)[rows]
     u = torch.rand(n, generator=gen, device=x.device)[rows]  # picks the GC subset
     sigma_lo, sigma_hi = sigmas[i], sigmas[i + 1]
     pair = coupling(x, z, sigma_lo, sigma_hi, u, step=step, endpoint_fn=endpoint_fn)
-    # iCT's target is the online net itself, not an EMA teacher. Forking the RNG makes both
-    # passes draw the same dropout masks.
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
-        target = net(pair.x_lo, sigma_lo)
-    pred = net(pair.x_hi, sigma_hi)
-    return (weights[i] * loss_fn(pred, target)).mean(), pair
+
+    def losses(r: slice) -> Tensor:
+        # iCT's target is the online net itself, not an EMA teacher. Forking the RNG makes
+        # both passes draw the same dropout masks.
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            target = net(pair.x_lo[r], sigma_lo[r])
+        pred = net(pair.x_hi[r], sigma_hi[r])
+        return weights[i[r]] * loss_fn(pred, target)
+
+    return Drawn(pair, losses, x.shape[0])
 
 
 def in_eval_mode(net: nn.Module, **kwargs) -> EndpointFn:
@@ -166,6 +203,7 @@ class _Run:
     endpoint_fn: EndpointFn
     step: int = 0
     train_seconds: float = 0.0
+    saved_at: float = field(default_factory=time.perf_counter)  # last resume state
 
     @property
     def state_path(self) -> Path:
@@ -289,8 +327,13 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
         gen=gen,
         coupling=COUPLINGS[c.coupling](c.mu, c.gc_start_step),
         loss_fn=LOSSES[c.loss],
-        endpoint_fn=in_eval_mode(
-            ema if c.endpoint == "ema" else net, **(ect.DENOISER if c.objective == "ect" else {})
+        # Without gradient, but as large as a training pass: also split into micro-batches.
+        endpoint_fn=chunked(
+            in_eval_mode(
+                ema if c.endpoint == "ema" else net,
+                **(ect.DENOISER if c.objective == "ect" else {}),
+            ),
+            c.batch_per_gpu,
         ),
     )
     log = print if shard.is_main else lambda message: None
@@ -325,12 +368,17 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
 def _step(
     run: _Run, x: Tensor, grid: tuple[Tensor, Tensor, Tensor] | None
 ) -> tuple[Tensor, Pair | None]:
-    """One optimizer step on batch x: coupling and loss, backward, update, EMA."""
+    """One optimizer step on batch x: coupling and loss (in micro-batches of batch_per_gpu
+    rows, microbatch.py), backward, update, EMA."""
     c = run.c
-    with torch.autocast(run.device.type, torch.bfloat16, enabled=c.bf16):
-        loss, pair = _objective(run, x, grid)
+
+    def autocast():
+        return torch.autocast(run.device.type, torch.bfloat16, enabled=c.bf16)
+
+    with autocast():
+        drawn = _draw(run, x, grid)  # everything random, on the whole batch
     run.optimizer.zero_grad(set_to_none=True)
-    loss.float().backward()
+    loss = accumulate(run.model, drawn, c.batch_per_gpu, autocast)
     if c.objective == "ect":  # as ECT: a non-finite gradient entry becomes a finite one
         for p in run.net.parameters():
             if p.grad is not None:
@@ -340,14 +388,14 @@ def _step(
             group["lr"] = c.lr * min(1.0, (run.step + 1) / c.lr_rampup_steps)
     run.optimizer.step()
     update_ema(run.ema, run.net, run.step, c.ema_beta, c.ema_every, c.ema_warmup)
-    return loss, pair
+    return loss, drawn.pair
 
 
-def _objective(run: _Run, x: Tensor, grid) -> tuple[Tensor, Pair | None]:
-    """The batch's loss under the config's objective, and the pair it trained on."""
+def _draw(run: _Run, x: Tensor, grid) -> Drawn:
+    """The batch's draws under the config's objective: the pair it trains on, and its losses."""
     c, common = run.c, dict(gen=run.gen, shard=run.shard)
     if c.objective == "ict":
-        return training_step(
+        return ict_draw(
             run.model,
             run.coupling,
             run.loss_fn,
@@ -358,7 +406,7 @@ def _objective(run: _Run, x: Tensor, grid) -> tuple[Tensor, Pair | None]:
             **common,
         )
     if c.objective == "ect":
-        return ect.ect_step(
+        return ect.ect_draw(
             run.model,
             run.coupling,
             x,
@@ -371,10 +419,10 @@ def _objective(run: _Run, x: Tensor, grid) -> tuple[Tensor, Pair | None]:
             c=c.ect_c,
             **common,
         )
-    loss = ect.denoising_step(
+    # Denoising pairs no noise with an endpoint: no pair, no transport cost.
+    return ect.denoising_draw(
         run.model, x, p_mean=c.p_mean, p_std=c.p_std, sigma_data=c.sigma_data, **common
     )
-    return loss, None  # denoising pairs no noise with an endpoint: no transport cost
 
 
 def _log(run: _Run, window: _Window, n_points: int) -> dict:
@@ -391,7 +439,7 @@ def _save(run: _Run, window: _Window, last: bool) -> None:
     its own schedule and at the last step."""
     c, step = run.c, run.step
     snapshot = step % c.snapshot_every == 0 or last
-    state = step % c.checkpoint_every == 0 or last
+    state = step % c.checkpoint_every == 0 or last or _state_due(run)
     if snapshot or state:
         _stop_if_not_finite(run, window.running_loss())  # never save a diverged model
     if snapshot and run.shard.is_main:
@@ -405,9 +453,20 @@ def _save(run: _Run, window: _Window, last: bool) -> None:
         _save_state(run)
 
 
+def _state_due(run: _Run) -> bool:
+    """checkpoint_minutes of training since the last resume state, looked at on log ticks: a
+    hard kill loses at most that plus one tick. Ranks' clocks differ, so they agree through
+    a collective, once per tick rather than once per step (a device sync)."""
+    minutes = run.c.checkpoint_minutes
+    if not minutes or run.step % run.c.log_every:
+        return False
+    return run.shard.any(time.perf_counter() - run.saved_at >= 60 * minutes, run.device)
+
+
 def _save_state(run: _Run) -> None:
     """The resume state: net, EMA, optimizer, RNGs, counters and config."""
     rng = _rng_state(run.gen, run.device, run.shard)  # a collective: every rank takes part
+    run.saved_at = time.perf_counter()
     if not run.shard.is_main:
         return
     checkpoint.save_state(

@@ -61,6 +61,18 @@ def launch_options():
     return f"--cluster {config['cluster']} --threads {config['threads_per_job']} {slurm}"
 
 
+def gcbench_for(section, job_dir):
+    """The `gcbench` command of a step that runs in the driver's process: `gcbench` itself,
+    or, for the steps listed in `cluster_rules`, `gcbench launch command`, which runs the same
+    command as a cluster job with `section`'s resources and waits for it."""
+    if section not in config.get("cluster_rules", []) or config["cluster"] != "slurm":
+        return GCBENCH
+    return (
+        f"{GCBENCH} launch command --section {section} --job-dir {shlex.quote(job_dir)} "
+        f"{launch_options()} --"
+    )
+
+
 def prepared_data(exp):
     """The prepared array an experiment waits for, if the workflow prepares its dataset."""
     dataset = config["experiments"][exp]["dataset"]

@@ -39,12 +39,13 @@ rule evaluate:
         curve=lambda w: study.eval_args(config, w.exp, curve=True),
         final=lambda w: study.eval_args(config, w.exp, curve=False),
         launch=launch_options(),
+        slurm=lambda w: study.slurm_args(config, w.exp, "evaluate"),
         keep=config.get("keep_snapshots", "curve"),
         label=lambda w: f"{w.exp}/{w.variant}/s{w.seed}",  # the SLURM job name gc:LABEL:evaluate
     resources:
         gpu_jobs=1,
     shell:
-        "({params.gcbench} launch eval {params.launch} --label {params.label} --name evaluate "
-        "--run-dir {params.run} -- {params.curve} --out {output.curve} :: {params.final} "
-        "--out {output.final} && {params.gcbench} prune {params.run} --keep {params.keep}) "
-        "> {log} 2>&1"
+        "({params.gcbench} launch eval {params.launch} {params.slurm} --label {params.label} "
+        "--name evaluate --run-dir {params.run} -- {params.curve} --out {output.curve} :: "
+        "{params.final} --out {output.final} && {params.gcbench} prune {params.run} "
+        "--keep {params.keep}) > {log} 2>&1"

@@ -14,7 +14,7 @@ rule prepare_data:
     wildcard_constraints:
         dataset="|".join(PAPER_DATASETS),
     params:
-        gcbench=GCBENCH,
+        gcbench=lambda w: gcbench_for("prepare", f"data/{w.dataset}"),
         source=lambda w: prepare_source(w.dataset),
     localrule: True
     shell:

@@ -36,7 +36,7 @@ rule report:
     benchmark:
         PATHS.benchmark("report", "report.tsv")
     params:
-        gcbench=GCBENCH,
+        gcbench=gcbench_for("report", PATHS.report),
         args=report_args(),
     shell:
         "{params.gcbench} report {params.args} > {log} 2>&1"

@@ -21,9 +21,10 @@ rule train:
         overrides=lambda w: study.shell_overrides(run_of(w)),
         launch=launch_options(),
         label=lambda w: f"{w.exp}/{w.variant}/s{w.seed}",  # the SLURM job name gc:LABEL:train
+        slurm=lambda w: study.slurm_args(config, w.exp, "train"),
         env=lambda w: study.asset_env(config, w.exp),
     resources:
         gpu_jobs=1,
     shell:
-        "{params.env}{params.gcbench} launch train {params.launch} --label {params.label} --recipe {params.recipe} {params.overrides} "
+        "{params.env}{params.gcbench} launch train {params.launch} {params.slurm} --label {params.label} --recipe {params.recipe} {params.overrides} "
         "--run-dir {params.run} > {log} 2>&1 && touch {output.complete}"
