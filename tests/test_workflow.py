@@ -107,7 +107,7 @@ def test_ect_pretraining_then_fine_tuning_through_the_workflow(workdir):
         final = json.loads((results / "runs" / run / "eval/final.json").read_text())
         assert {r["sampling"]["steps"] for r in final} == {1, 2}
     table = (results / "ect/tables/table2.md").read_text()
-    assert re.search(r"\| long +\| gc .*fd_digits.*\| 2/2 ", table), table
+    assert re.search(r"\| long +\| gc .*FD-digits.*\| 2/2 ", table), table
     assert "| long " not in (results / "ect/tables/table1.md").read_text()  # Table 2's runs only
 
 
@@ -219,7 +219,7 @@ def test_tiny_end_to_end_run_through_submitit_local(workdir):
     ):
         assert (results / name).exists(), name
     table = (results / "tables/table1.md").read_text()
-    assert "fd_digits" in table and "2/2" in table
+    assert "FD-digits" in table and "2/2" in table
     claims = (results / "claims.md").read_text()
     assert "Verdict rule" in claims and "| GC ends below IC " in claims
     assert re.search(r"\| GC ends below IC .*\| +2 \|", claims)  # two seeds paired
