@@ -202,7 +202,10 @@ class _Run:
     loss_fn: Callable[[Tensor, Tensor], Tensor]
     endpoint_fn: EndpointFn
     step: int = 0
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # the training loop's wall-clock seconds
+    # ... and its CPU seconds (all of the process's threads): on a shared CPU the budget that
+    # does not depend on what runs beside the job (measures.py).
+    cpu_seconds: float = 0.0
     saved_at: float = field(default_factory=time.perf_counter)  # last resume state
 
     @property
@@ -233,12 +236,13 @@ def train(
     bar = Progress(c.total_steps, run.step, run.run_dir, enabled=progress and shard.is_main)
     scalars = Scalars(run.run_dir, enabled=c.tensorboard and shard.is_main)
     grid_points, grid = 0, None
-    tick_start = time.perf_counter()
+    tick_start, tick_cpu = time.perf_counter(), time.process_time()
 
     finished = _finished(run, 0.0)
     while not finished:
         if shard.any(should_stop(run.step), run.device):
             run.train_seconds += time.perf_counter() - tick_start
+            run.cpu_seconds += time.process_time() - tick_cpu
             _save_state(run)
             bar.close()
             scalars.close()
@@ -262,9 +266,10 @@ def train(
         finished = _finished(run, time.perf_counter() - tick_start)
         # Also at every snapshot: its training seconds place it on the wall-clock axis.
         if run.step % c.log_every == 0 or run.step % c.snapshot_every == 0 or finished:
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), time.process_time()
             run.train_seconds += now - tick_start
-            tick_start = now
+            run.cpu_seconds += cpu - tick_cpu
+            tick_start, tick_cpu = now, cpu
             row = _log(run, window, n_points if c.objective == "ict" else None)
             bar.logged(row, **({"N": n_points} if grid else {}))
             scalars.add(row, lr=run.optimizer.param_groups[0]["lr"])
@@ -275,7 +280,7 @@ def train(
     if shard.is_main:
         # The GPU model and count belong to the budget: train_seconds on one GPU model is not
         # the same budget on another (ECT short's hour, wall-clock comparisons).
-        summary = dict(step=run.step, train_seconds=run.train_seconds)
+        summary = dict(step=run.step, train_seconds=run.train_seconds, cpu_seconds=run.cpu_seconds)
         summary |= dict(final_loss=_last_loss(run.run_dir), **checkpoint.run_hardware(run.run_dir))
         checkpoint.write_json(summary, run.run_dir / DONE)
         if not c.keep_state:  # done.json is written first: a crash here leaves a finished run
@@ -345,6 +350,7 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], gen, device, shard)
         run.step, run.train_seconds = state["step"], state["train_seconds"]
+        run.cpu_seconds = state.get("cpu_seconds", 0.0)  # states saved before it was recorded
     elif c.init not in ("", "random"):  # pretrained weights for the online net and the EMA
         from .pretrained import load_init
 
@@ -427,7 +433,7 @@ def _draw(run: _Run, x: Tensor, grid) -> Drawn:
 
 def _log(run: _Run, window: _Window, n_points: int) -> dict:
     """The tick's metrics row (reduced over ranks), appended to metrics.jsonl by rank 0."""
-    row = window.summary(run.step, n_points, run.c.batch_size, run.train_seconds)
+    row = window.summary(run.step, n_points, run.c.batch_size, run.train_seconds, run.cpu_seconds)
     _stop_if_not_finite(run, row["loss"])
     if run.shard.is_main:
         checkpoint.append_jsonl(row, run.run_dir / "metrics.jsonl")
@@ -477,6 +483,7 @@ def _save_state(run: _Run) -> None:
             rng=rng,
             step=run.step,
             train_seconds=run.train_seconds,
+            cpu_seconds=run.cpu_seconds,
             config=run.c.to_dict(),
         ),
         run.state_path,
@@ -527,7 +534,7 @@ class _Window:
     def reset(self) -> None:
         self.steps = 0
         self.sums = torch.zeros(5, device=self.device, dtype=torch.float64)
-        self.started = time.perf_counter()
+        self.started, self.started_cpu = time.perf_counter(), time.process_time()
 
     def add(self, loss: Tensor, pair: Pair | None) -> None:
         self.steps += 1
@@ -549,9 +556,12 @@ class _Window:
         """Sum of the losses since the last tick: nan or inf if any diverged."""
         return self._global()[0]
 
-    def summary(self, step: int, n_points: int, batch: int, train_seconds: float) -> dict:
+    def summary(
+        self, step: int, n_points: int, batch: int, train_seconds: float, cpu_seconds: float
+    ) -> dict:
         loss, cost_ic, n_ic, cost_gc, n_gc = self._global()
         elapsed = time.perf_counter() - self.started
+        elapsed_cpu = time.process_time() - self.started_cpu
         row = {
             "step": step,
             "loss": loss / self.steps,
@@ -559,9 +569,11 @@ class _Window:
             "transport_cost_ic": cost_ic / n_ic if n_ic else None,
             "transport_cost_gc": cost_gc / n_gc if n_gc else None,
             "gc_fraction": n_gc / (n_ic + n_gc) if n_ic + n_gc else None,
-            "step_time": elapsed / self.steps,
+            "step_time": elapsed / self.steps,  # wall-clock seconds per step
+            "step_cpu_time": elapsed_cpu / self.steps,  # CPU seconds per step, all threads
             "images_per_s": batch * self.steps / elapsed,
             "train_seconds": train_seconds,
+            "cpu_seconds": cpu_seconds,
             "time": time.time(),
         }
         self.reset()

@@ -19,8 +19,10 @@ METRIC_FIELDS = {
     "transport_cost_gc",
     "gc_fraction",
     "step_time",
+    "step_cpu_time",
     "images_per_s",
     "train_seconds",
+    "cpu_seconds",
     "time",
 }
 
@@ -39,7 +41,7 @@ def _assert_bitwise_equal(a, b, path="state"):
     elif isinstance(a, list | tuple):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _assert_bitwise_equal(x, y, f"{path}[{i}]")
-    elif path != "state.train_seconds":
+    elif path not in ("state.train_seconds", "state.cpu_seconds"):
         assert a == b, f"{path}: {a} != {b}"
 
 
@@ -220,7 +222,12 @@ def test_every_snapshot_has_its_training_seconds_in_the_log(tmp_path, tiny_digit
     # seconds, so the snapshot steps are logged as well.
     c = tiny_digits("ic", "total_steps=30", "snapshot_every=15", "log_every=10")
     train(c, tmp_path, progress=False)
-    logged = {r["step"]: r["train_seconds"] for r in checkpoint.read_metrics(tmp_path)}
+    rows = checkpoint.read_metrics(tmp_path)
+    logged = {r["step"]: r["train_seconds"] for r in rows}
     assert sorted(checkpoint.list_snapshots(tmp_path)) == [15, 30]
     assert set(logged) == {10, 15, 20, 30}
     assert 0 < logged[10] < logged[15] < logged[20] < logged[30]
+    cpu = [r["cpu_seconds"] for r in rows]  # the CPU-time budget advances with them
+    assert 0 < cpu[0] < cpu[1] < cpu[2] < cpu[3]
+    done = json.loads((tmp_path / "done.json").read_text())
+    assert done["cpu_seconds"] == cpu[-1] and done["train_seconds"] == logged[30]
