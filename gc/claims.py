@@ -336,7 +336,7 @@ def as_the_paper_claims(row: dict, dataset: str) -> dict:
     notes = [OFF_PAPER_NOTE, *([reason] if isinstance(reason, str) and reason else [])]
     return row | {
         "verdict": NOT_A_CLAIM,
-        "source": f"{row['source']}, on image datasets; not claimed for the toy",
+        "source": f"not claimed for the toy ({row['source']}: image datasets)",
         "note": "; ".join(notes),
     }
 

@@ -462,7 +462,7 @@ def test_the_toys_sample_quality_rows_are_measurements_without_a_verdict():
     assert rows.p.isna().all() and rows.p_holm.isna().all()  # no test is reported
     assert (rows[claims.SEEDS_OURS] == "").all() and (rows[claims.SEEDS_PAPER] == "").all()
     assert rows.note.str.startswith(claims.OFF_PAPER_NOTE).all()
-    assert rows.source.str.endswith("not claimed for the toy").all()
+    assert rows.source.str.startswith("not claimed for the toy").all()
     assert rows["mean"].notna().all() and (rows.pairs == 3).all()  # still measured
     assert toy.loc["GC ends below IC", "mean"] == pytest.approx(1.1)  # 51 + 0.1 seed − 50
     # Fig. 3's claim stays a tested claim; the same rows on digits keep their verdicts.
