@@ -51,7 +51,7 @@ CPU = Clock(
     unit="CPU s",
     note="CPU seconds of the training loop (`cpu_seconds`, all threads of the process): the "
     "runs trained on CPU, where wall time grows with whatever shares the cores and CPU time "
-    "barely does",
+    "far less (benchmarks/cpu_time.py)",
 )
 CLOCK_RULE = (
     "timing rows (per-step cost, same budget) read CPU seconds of the training loop where every "
