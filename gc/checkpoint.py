@@ -198,6 +198,15 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return [rows[s] for s in sorted(rows)]
 
 
+def cpu_seconds(rows: list[dict]) -> dict[int, float]:
+    """Each logged step's cumulative CPU seconds of the training loop (`read_metrics` rows);
+    empty where any row lacks them: a run begun before CPU time was recorded restarted its
+    count at a resume, so none of its counts is the whole run's."""
+    if not rows or any(r.get("cpu_seconds") is None for r in rows):
+        return {}
+    return {r["step"]: float(r["cpu_seconds"]) for r in rows}
+
+
 def snapshot_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / SNAPSHOTS / f"step-{step:07d}.pt"
 

@@ -14,10 +14,14 @@ Runs are given roles from their own resolved config, never from their names: `ic
 `gc_dropout` and `gc_mu<mu>`. In the ECT setting (Table 2) `gc` is mu = 0.3 with ECT's default
 endpoint network, `gc_online` / `gc_ema` the other one, and `denoiser` the EDM pretraining run
 they start from. Each setting (iCT; ECT short; ECT long; EDM pretraining) is tested only on the
-claims the paper makes for it. Which rows each claim reads is `selection`'s rule.
+claims the paper makes for it; on the toy (Fig. 3) that is transport cost only, so its
+sample-quality rows are measurements marked "not a paper claim" (`as_the_paper_claims`). Which
+rows each claim reads is `selection`'s rule.
 
 What each row measures (`measures`): "same budget" interpolates GC's curve at IC's training
-seconds (`same_budget`); "converges faster" counts the steps each coupling needs to first reach
+seconds (`same_budget`), and the per-step cost compares the runs' logged step times, both on
+the comparison's clock (`measures.clock`: CPU time on CPU runs, wall time on GPUs, named in
+the row's note); "converges faster" counts the steps each coupling needs to first reach
 fixed levels of IC's curve (`reach_levels`), with the mean log metric over training as a
 secondary row; the transport cost is judged net of what the consistency preconditioning forces
 (`transport_claims`); every difference is also set against the paper's (`effect_vs_paper`).
@@ -53,6 +57,13 @@ VERDICT_RULE = (
 NOT_A_CLAIM = "not a paper claim"
 REFUSED = "refused"
 DESCRIPTIVE = "descriptive (no verdict)"
+# The paper's toy (section 5.1, Fig. 3) shows transport cost only: its sample-quality results
+# (final metric, convergence, same wall-clock, ablations) are on image datasets.
+TRANSPORT_ONLY = ("toy2d",)
+OFF_PAPER_NOTE = (
+    "the paper's toy (Fig. 3) shows transport cost only, its sample-quality claims are on image "
+    "datasets: a measurement without a test or verdict, outside the family"
+)
 
 
 # ---- rows --------------------------------------------------------------------------------------
@@ -295,23 +306,39 @@ def curve_claims(
     if setting != ICT:
         return
     paper = published.SAME_WALLCLOCK_FID.get(dataset)
+    on = measures.budget_clock(curves)
     try:
-        at_budget = measures.same_budget(curves)
+        at_budget = measures.same_budget(curves, on)
         diffs = at_budget["gc"] - at_budget["ic"]
     except Refused as why:
         diffs = why
     yield _row(
-        "GC beats IC at IC's wall-clock",
+        f"GC beats IC at IC's {on.name}",
         "Table 3 (same wall-clock as IC)",
         group,
-        f"{shown} (curve, n={n}): GC at IC's training seconds (log metric interpolated in "
-        f"time between GC's two bracketing snapshots, refused if over {measures.MAX_BRACKET:.0%} "
-        "of the budget apart) − IC's last snapshot",
+        f"{shown} (curve, n={n}): GC at IC's {on.seconds} of training (log metric interpolated "
+        f"in time between GC's two bracketing snapshots, refused if over "
+        f"{measures.MAX_BRACKET:.0%} of the budget apart) − IC's last snapshot",
         diffs,
         -1,
         None if paper is None else round(paper - published.FID[dataset]["ic"], 2),
-        note=measures.BUDGET_NOTE,
+        note=f"budget: {on.note}",
     )
+
+
+def as_the_paper_claims(row: dict, dataset: str) -> dict:
+    """A sample-quality row as the paper makes it on `dataset`: on the toy, not a paper claim
+    (no verdict, outside the family; a refusal's reason stays in the note)."""
+    if dataset not in TRANSPORT_ONLY:
+        return row
+    reason = row.get("note")
+    reason = f"refused: {reason}" if row.get("verdict") == REFUSED else reason
+    notes = [OFF_PAPER_NOTE, *([reason] if isinstance(reason, str) and reason else [])]
+    return row | {
+        "verdict": NOT_A_CLAIM,
+        "source": f"not claimed for the toy ({row['source']}: image datasets)",
+        "note": "; ".join(notes),
+    }
 
 
 def _network_matters(rows: pd.DataFrame) -> float:
@@ -388,7 +415,10 @@ def transport_claims(frame: pd.DataFrame, group: str) -> Iterator[dict]:
 
 
 def overhead_claims(frame: pd.DataFrame, group: str) -> Iterator[dict]:
-    times = selection.step_times(frame)
+    """GC's cost per step against IC's, from the runs' logs, on the comparison's clock (CPU
+    time on CPU runs that log it: wall time there measures the neighbours too)."""
+    on = measures.step_clock(frame[frame.kind == "train"])
+    times = selection.step_times(frame, on.per_step)
     medians = times.groupby(["role", "seed"], as_index=False)["value"].median()
     if not {"gc", "ic"} <= set(medians.role):
         return
@@ -397,12 +427,13 @@ def overhead_claims(frame: pd.DataFrame, group: str) -> Iterator[dict]:
         f"GC costs at most about +{published.STEP_OVERHEAD:.0%} per step",
         "Table 3 (same wall-clock as IC: about +20% per step)",
         group,
-        "median step time: GC / IC − 1, from the runs' logs",
+        f"median {on.seconds} per step (`{on.per_step}`): GC / IC − 1, from the runs' logs",
         medians["gc"] / medians["ic"] - 1,
         -1,
         published.STEP_OVERHEAD,
         threshold=published.STEP_OVERHEAD,
         percent=True,
+        note=f"clock: {on.note}",
     )
 
 
@@ -424,7 +455,8 @@ def claims(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         dataset, setting = g["dataset"].iloc[0], g["setting"].iloc[0]
         if setting == ICT:
-            out += [*final_claims(g, dataset, group), *curve_claims(g, dataset, group)]
+            quality = [*final_claims(g, dataset, group), *curve_claims(g, dataset, group)]
+            out += [as_the_paper_claims(r, dataset) for r in quality]
             out += [*transport_claims(g, group), *overhead_claims(g, group)]
         elif setting in (ECT_SHORT, ECT_LONG):
             # Only Table 2's claims: Table 1 and 3's numbers (OT, mu sweep, dropout, endpoint,
@@ -505,6 +537,11 @@ def family_statement(table: pd.DataFrame) -> str:
     )
     if untested:
         text += f"; {untested} row(s) with fewer than 2 pairs are untested (inconclusive)"
+    if off := int((table["verdict"] == NOT_A_CLAIM).sum()):
+        text += (
+            f"; {off} row(s) are measurements of what the paper does not claim there (not a "
+            "paper claim: no test, no verdict, outside the family and its size)"
+        )
     return text + "."
 
 
@@ -590,7 +627,8 @@ SNAPSHOT_SEEDS = "seeds for a 95% CI clear of 0"
 
 def per_level(frame: pd.DataFrame) -> pd.DataFrame:
     """The speed measure level by level: the steps and training seconds GC and IC need to
-    first reach each level of IC's curve, paired over seeds (descriptive)."""
+    first reach each level of IC's curve, paired over seeds (descriptive); the seconds are on
+    the same-budget row's clock (`measures.budget_clock`), named in the `clock` column."""
     out = []
     for group, g, _ in _groups(frame):
         if g.empty:
@@ -598,8 +636,9 @@ def per_level(frame: pd.DataFrame) -> pd.DataFrame:
         curves = selection.headline_curves(g, g["dataset"].iloc[0])
         if curves.empty or not {"gc", "ic"} <= set(curves.role):
             continue
+        on = measures.budget_clock(curves)  # the seconds on the same-budget row's clock
         try:
-            reach = measures.reach_levels(curves, primary(g["dataset"].iloc[0])[0])
+            reach = measures.reach_levels(curves, primary(g["dataset"].iloc[0])[0], on)
         except Refused:
             continue
         for level, r in reach.groupby("level", sort=False):
@@ -614,9 +653,11 @@ def per_level(frame: pd.DataFrame) -> pd.DataFrame:
                     "seconds GC − IC": display.fmt(
                         *mean_ci(both["seconds_gc"] - both["seconds_ic"]), signed=True
                     ),
+                    "clock": on.name,
                     "pairs": len(both),
                     "not reached": len(r) - len(both),
                 }
             )
-    columns = ["setting", "level", "steps GC − IC", "seconds GC − IC", "pairs", "not reached"]
+    columns = ["setting", "level", "steps GC − IC", "seconds GC − IC", "clock", "pairs"]
+    columns += ["not reached"]
     return pd.DataFrame(out, columns=columns)

@@ -441,7 +441,9 @@ def evaluate_curve(run_dir: str | Path, spec: EvalSpec) -> Path:
             f"keep_snapshots: final), so its curve cannot be evaluated again; its eval/curve.csv "
             f"from before the pruning is the curve"
         )
-    seconds = {r["step"]: r["train_seconds"] for r in checkpoint.read_metrics(run_dir)}
+    logged = checkpoint.read_metrics(run_dir)
+    seconds = {r["step"]: r["train_seconds"] for r in logged}
+    cpu = checkpoint.cpu_seconds(logged)  # empty for runs that log no (or not all) CPU time
     out = run_dir / "eval" / f"curve-n{spec.n}-{spec.steps}step-{spec.weights}.csv"
     rows = []
     for step in checkpoint.list_snapshots(run_dir):
@@ -451,6 +453,7 @@ def evaluate_curve(run_dir: str | Path, spec: EvalSpec) -> Path:
                 {
                     "step": step,
                     "train_seconds": seconds.get(step),
+                    "cpu_seconds": cpu.get(step),
                     "metric": m["metric"],
                     "value": m["value"],
                     "n": spec.n,

@@ -55,6 +55,8 @@ def _run_meta(run_dir: Path) -> dict:
             # Where the network's output starts to matter (claims._network_matters).
             "sigma_min": c.get("sigma_min", 0.002),
             "sigma_data": c.get("sigma_data", 0.5),
+            # Where it trained, beside the recorded hardware (measures.trained_on_cpu).
+            "device": c.get("device", "auto"),
         }
     return meta | checkpoint.run_hardware(run_dir)
 
@@ -62,16 +64,22 @@ def _run_meta(run_dir: Path) -> dict:
 def run_rows(run_dir: Path) -> list[dict]:
     """Every number one run produced, as tidy rows; one 'missing' row if it has none."""
     meta = _run_meta(run_dir)
-    seconds = {r["step"]: r["train_seconds"] for r in checkpoint.read_metrics(run_dir)}
+    logged = checkpoint.read_metrics(run_dir)
+    seconds = {r["step"]: r["train_seconds"] for r in logged}
+    cpu = checkpoint.cpu_seconds(logged)  # empty: the run logs no (or not all) CPU time
     rows = []
-    for r in checkpoint.read_metrics(run_dir):
-        for metric in ("loss", "step_time"):
+    for r in logged:
+        # step_cpu_time only where logged: older runs have no row rather than a NaN one.
+        for metric in ("loss", "step_time", "step_cpu_time"):
+            if metric not in r:
+                continue
             rows.append(
                 meta
                 | {
                     "kind": "train",
                     "step": r["step"],
                     "train_seconds": r["train_seconds"],
+                    "cpu_seconds": cpu.get(r["step"]),
                     "metric": metric,
                     "value": r[metric],
                 }
@@ -86,6 +94,7 @@ def run_rows(run_dir: Path) -> list[dict]:
                     "kind": "final",
                     "step": step,
                     "train_seconds": seconds.get(step),
+                    "cpu_seconds": cpu.get(step),
                     "metric": m["metric"],
                     "mode": m.get("mode", ""),
                     "value": m["value"],
@@ -116,6 +125,8 @@ def run_rows(run_dir: Path) -> list[dict]:
                     "kind": "curve",
                     "step": r["step"],
                     "train_seconds": r["train_seconds"],
+                    # Curves evaluated before it was recorded: the training log's, if whole.
+                    "cpu_seconds": _known(r.get("cpu_seconds"), cpu.get(r["step"])),
                     "metric": r["metric"],
                     "mode": r["mode"],
                     "value": r["value"],
@@ -128,6 +139,11 @@ def run_rows(run_dir: Path) -> list[dict]:
     if not rows or not done:
         rows.append(meta | {"kind": "status", "metric": "missing", "value": np.nan})
     return rows
+
+
+def _known(value, fallback):
+    """`value` unless it is missing (None or NaN, as an empty CSV cell reads)."""
+    return fallback if value is None or pd.isna(value) else value
 
 
 def tidy(run_dirs: list[Path]) -> pd.DataFrame:
@@ -144,6 +160,8 @@ def tidy(run_dirs: list[Path]) -> pd.DataFrame:
         "n",
         "eval_seed",
         "extractor_sha256",
+        "train_seconds",
+        "cpu_seconds",
     ):
         if column not in frame:
             frame[column] = np.nan
@@ -360,7 +378,8 @@ def _inside_prediction(values: pd.Series, paper: float) -> str:
 def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.DataFrame:
     """Table 3's "same wall-clock as IC" row per iCT pairing group (dataset, budget) of the
     ablations: GC (mu = 0.5) at IC's training seconds, interpolated between GC's bracketing
-    snapshots by `measures.same_budget` (the claim's own function), on the curve's protocol.
+    snapshots by `measures.same_budget` (the claim's own function and clock: CPU seconds on CPU
+    runs that log them, named in the row), on the curve's protocol.
     `seeds` counts the group's runs; a seed without both curves is listed as missing."""
     out = []
     known = selection.with_roles(frame)
@@ -374,10 +393,11 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
             continue
         expected = sorted(g.loc[g.role.isin(["gc", "ic"]), "seed"].unique())
         n = curves.n.max()  # the paper's value is at 50k samples: no gap across protocols
+        on = measures.budget_clock(curves)  # the claim's clock: CPU time on CPU runs
         try:
             if refused:  # never resolved by taking one of the runs
                 raise Refused("; ".join(refused.values()))
-            per_seed = measures.same_budget(curves)
+            per_seed = measures.same_budget(curves, on)
             why = ""
         except Refused as reason:
             per_seed, why = pd.DataFrame(columns=["ic", "gc", "gc_step", "budget"]), str(reason)
@@ -389,10 +409,10 @@ def same_wallclock_table(frame: pd.DataFrame, ablations: pd.DataFrame) -> pd.Dat
         out.append(
             {
                 "experiment": budget,
-                "variant": "gc at IC's wall-clock",
-                "method": f"{display.method_name('gc')} at IC's wall-clock",
+                "variant": f"gc at IC's {on.name}",
+                "method": f"{display.method_name('gc')} at IC's {on.name}",
                 "metric": f"{display.metric_name(primary(dataset)[0])} (curve: 1-step, n={n:g}, EMA; GC "
-                f"interpolated at IC's training seconds: steps ≈ {steps or '—'})",
+                f"interpolated at IC's {on.seconds} of training: steps ≈ {steps or '—'})",
                 "ours": f"refused: {why}" if why else display.fmt(mean, half),
                 "mean": mean,
                 "ci95": half,
@@ -413,7 +433,8 @@ _CAPTIONS = {  # table name -> what it is, for the .tex caption
     "table2": "ECT fine-tuning of a pretrained EDM denoiser, IC vs GC (the paper's Table 2)",
     "table3": "Ablations of GC (the paper's Table 3)",
     "mu_sweep": "GC for each mu (the paper's Table 3, mu sweep)",
-    "toy": "The 2-D toy",
+    "toy": "The 2-D toy (the paper's Fig. 3 shows its transport cost only: these sample-quality "
+    "numbers are measurements, not paper claims)",
 }
 # The columns a paper shows, renamed; the rest (run names, missing seeds) stay in .md and .csv.
 _TEX_COLUMNS = {
@@ -589,7 +610,7 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
         "and budget, or a pair on different extractors, is refused with the runs named. "
         "Numbers follow one rounding rule: the interval's half-width to 2 significant digits, "
         "the mean to the same decimal place; `n/a` where there is no spread to report; a "
-        f"ratio as a percentage. {claims.SEEDS_METHOD}."
+        f"ratio as a percentage. Clocks: {measures.CLOCK_RULE}. {claims.SEEDS_METHOD}."
     )
     lines = [
         "# The paper's claims, tested on this study",
@@ -622,8 +643,9 @@ def write_claims(frame: pd.DataFrame, results: Path) -> Path:
             "",
         ]
     level_caption = (
-        "The speed measure level by level: the training steps and seconds GC and IC need to "
-        "first reach each fixed level of IC's curve (levels at "
+        "The speed measure level by level: the training steps and seconds (on the `clock` "
+        "named, the same-budget row's) GC and IC need to first reach each fixed level of IC's "
+        "curve (levels at "
         + ", ".join(f"{f:.0%}" for f in measures.LEVEL_FRACTIONS)
         + " of IC's mean log drop from its first to its last snapshot, none within "
         f"{measures.FLOOR_MARGIN:g}x the metric's floor), interpolated in log metric between "
@@ -705,7 +727,11 @@ _DESCRIPTIONS = [  # (file-name prefix, description), most specific first
         "IC as a dashed line",
     ),
     ("mu_sweep", "the μ sweep, the columns of Table 1"),
-    ("toy", "the 2-D toy, the columns of Table 1"),
+    (
+        "toy",
+        "the 2-D toy, the columns of Table 1 (measurements: the paper's toy, Fig. 3, claims "
+        "transport cost only)",
+    ),
     (
         "curve_",
         "convergence curve of the headline metric per method (log y: geometric mean and 95% "

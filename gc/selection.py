@@ -157,9 +157,10 @@ def headline_curves(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return largest_n(_protocol(frame[frame.kind == "curve"], *primary(dataset), STEPS, WEIGHTS))
 
 
-def step_times(frame: pd.DataFrame) -> pd.DataFrame:
-    """The training logs' per-tick step times."""
-    return frame[(frame.kind == "train") & (frame.metric == "step_time")]
+def step_times(frame: pd.DataFrame, metric: str = "step_time") -> pd.DataFrame:
+    """The training logs' per-tick step times: wall-clock (`step_time`) or CPU seconds
+    (`step_cpu_time`) per step."""
+    return frame[(frame.kind == "train") & (frame.metric == metric)]
 
 
 def _extractors(rows: pd.DataFrame) -> pd.Series:
