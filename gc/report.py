@@ -118,7 +118,7 @@ def run_rows(run_dir: Path) -> list[dict]:
             )
     curve = run_dir / "eval" / "curve.csv"
     if curve.exists() and curve.stat().st_size:
-        for r in pd.read_csv(curve).fillna({"mode": ""}).to_dict("records"):
+        for r in pd.read_csv(curve, dtype={"mode": str}).fillna({"mode": ""}).to_dict("records"):
             rows.append(
                 meta
                 | {

@@ -90,3 +90,16 @@ def test_fd_digits_in_memory_equals_clean_fids_folder_pipeline(tmp_path):
     slow = digits_metric.fd_digits_via_folders(samples, reference, model, "cpu")
     assert fast == pytest.approx(slow, rel=1e-6)
     assert fast > 1.0  # a real distance, not a set against itself
+
+
+def test_digits_are_sklearns_digits_read_without_importing_sklearn():
+    from gcbench.data import _sklearn_digits
+    from sklearn.datasets import load_digits
+
+    images, labels = _sklearn_digits()
+    raw = load_digits()
+    assert images.dtype == raw.images.dtype and (images == raw.images).all()
+    assert (labels == raw.target).all()
+    code = "import sys; from gcbench.data import digits; digits(); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
