@@ -143,10 +143,19 @@ def features(images: np.ndarray, model: DigitsCNN, device) -> np.ndarray:
     return torch.cat([extractor(b) for b in x.split(256)]).cpu().double().numpy()
 
 
-def fd_digits(samples: np.ndarray, reference: np.ndarray, model: DigitsCNN, device) -> float:
-    """Frechet distance in the classifier's feature space (clean-fid's formula)."""
-    moments = [gaussian_moments(features(x, model, device)) for x in (samples, reference)]
-    return frechet_distance(*moments[0], *moments[1])
+def fd_digits(
+    samples: np.ndarray,
+    reference: np.ndarray,
+    model: DigitsCNN,
+    device,
+    reference_moments: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
+    """Frechet distance in the classifier's feature space (clean-fid's formula). A curve scores
+    every snapshot against one reference: its `reference_moments`, when given, are those of
+    `reference`, computed once."""
+    if reference_moments is None:
+        reference_moments = gaussian_moments(features(reference, model, device))
+    return frechet_distance(*gaussian_moments(features(samples, model, device)), *reference_moments)
 
 
 def fd_digits_via_folders(

@@ -15,6 +15,7 @@ sampling steps, EMA or online weights, seed (docs/design.md#evaluation-protocol)
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -237,11 +238,22 @@ def _inception_score(images: np.ndarray, weights: Path, device) -> dict:
     )
 
 
+@functools.cache
+def _digits_reference(source: Path, device: str) -> tuple:
+    """The classifier, its weights file and accuracy, the reference images and their feature
+    moments: loaded and computed once per process, not once per snapshot of a curve."""
+    model, weights, accuracy = digits_metric.classifier(source)
+    reference = digits_metric.reference_images(REFERENCE_SPLIT)
+    moments = metrics.gaussian_moments(digits_metric.features(reference, model, device))
+    return model, weights, accuracy, reference, moments
+
+
 def _digits_metrics(
     images: np.ndarray, spec: EvalSpec, device, headline_only: bool = False
 ) -> list[dict]:
-    model, weights, accuracy = digits_metric.classifier(spec.digits_classifier or spec.cache)
-    reference = digits_metric.reference_images("train")
+    model, weights, accuracy, reference, moments = _digits_reference(
+        Path(spec.digits_classifier or spec.cache), str(device)
+    )
     protocol = dict(
         reference_split="train",
         extractor=f"digits CNN v{digits_metric.CLASSIFIER_VERSION} "
@@ -250,7 +262,7 @@ def _digits_metrics(
     )
     fd = _row(
         "fd_digits",
-        digits_metric.fd_digits(images, reference, model, device),
+        digits_metric.fd_digits(images, reference, model, device, reference_moments=moments),
         implementation="clean-fid frechet_distance on in-memory features",
         version=provenance.package_version("clean-fid"),
         **protocol,

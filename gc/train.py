@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from lion_pytorch import Lion
 from torch import Tensor, nn
 
 from . import checkpoint, ect, provenance
@@ -28,6 +27,7 @@ from .grids import write_grid
 from .layout import DEFAULT_OUTDIR, resolve_init
 from .losses import LOSSES
 from .microbatch import Drawn, accumulate, chunked
+from .optimizers import make_optimizer
 from .progress import Progress, Scalars
 from .recipes import ConfigError, TrainConfig, build_network, config_changes, describe_changes
 from .runtime import pick_device, set_tf32
@@ -124,15 +124,6 @@ def in_eval_mode(net: nn.Module, **kwargs) -> EndpointFn:
             net.train(was_training)
 
     return predict
-
-
-def make_optimizer(c: TrainConfig, params) -> torch.optim.Optimizer:
-    betas = (c.beta1, c.beta2)
-    if c.optimizer == "lion":
-        return Lion(params, lr=c.lr, betas=betas, weight_decay=0.0)
-    if c.optimizer == "adam":
-        return torch.optim.Adam(params, lr=c.lr, betas=betas)
-    return torch.optim.RAdam(params, lr=c.lr, betas=betas)
 
 
 def _check_config(run_dir: Path, c: TrainConfig, write: bool = True) -> None:
