@@ -7,6 +7,8 @@ Compares, on the same network, batch and noise:
   GC mu=0.5          gcbench's GC: endpoints predicted for the GC half of the batch only
   GC mu=0.5 (whole)  the official code's way: endpoints predicted for the whole batch, the IC
                      part then discarded
+  IC, per-tensor Lion  the IC step with lion-pytorch's own step (one update per parameter
+                     tensor), as gcbench took it before its multi-tensor Lion (Lion recipes only)
 Variants are interleaved round by round and the median per-step time is reported, so load
 from other processes on a shared machine affects all of them alike.
 """
@@ -26,6 +28,7 @@ from gcbench.losses import LOSSES
 from gcbench.recipes import build_network, resolve
 from gcbench.schedules import interval_probs, karras_sigmas, loss_weights
 from gcbench.train import in_eval_mode, make_optimizer, training_step
+from lion_pytorch import Lion
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ def main() -> None:
     net = build_network(c).to(device).train()
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     optimizer = make_optimizer(c, net.parameters())
+    before = (
+        Lion(net.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)) if c.optimizer == "lion" else None
+    )
     x = TrainingData(c.dataset, c.data_dir).batch(0, c.batch_size, 0, device)
     s = karras_sigmas(c.s1 + 1, c.sigma_min, c.sigma_max)
     grid = (s.to(device), interval_probs(s).to(device), loss_weights(s).to(device))
@@ -66,7 +72,7 @@ def main() -> None:
         "GC mu=0.5 (whole batch)": WholeBatchGC(mu=0.5),
     }
 
-    def run(coupling, steps: int) -> float:
+    def run(coupling, steps: int, optimizer=optimizer) -> float:
         gen = torch.Generator(device).manual_seed(0)
         start = time.perf_counter()
         for _ in range(steps):
@@ -87,12 +93,15 @@ def main() -> None:
             torch.cuda.synchronize()
         return (time.perf_counter() - start) / steps
 
-    for coupling in variants.values():  # warm-up
-        run(coupling, 2)
-    times = {name: [] for name in variants}
+    jobs = {name: (coupling, optimizer) for name, coupling in variants.items()}
+    if before is not None:
+        jobs["IC, per-tensor Lion"] = (variants["IC"], before)
+    for coupling, opt in jobs.values():  # warm-up
+        run(coupling, 2, opt)
+    times = {name: [] for name in jobs}
     for _ in range(args.rounds):
-        for name, coupling in variants.items():
-            times[name].append(run(coupling, args.steps))
+        for name, (coupling, opt) in jobs.items():
+            times[name].append(run(coupling, args.steps, opt))
     median = {name: statistics.median(t) for name, t in times.items()}
 
     params = sum(p.numel() for p in net.parameters())
@@ -108,6 +117,10 @@ def main() -> None:
     print(f"GC whole batch / IC             {median['GC mu=0.5 (whole batch)'] / ic:.3f}")
     whole = median["GC mu=0.5 (whole batch)"]
     print(f"GC mu=0.5 / GC whole batch      {median['GC mu=0.5'] / whole:.3f}")
+    if before is not None:
+        print(
+            f"IC / IC with per-tensor Lion    {ic / median['IC, per-tensor Lion']:.3f}  (after / before)"
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 EndpointFn = Callable[[Tensor, Tensor], Tensor]  # f(x, sigma): the consistency function
@@ -49,6 +48,8 @@ def make_pair(e: Tensor, z: Tensor, sigma_lo: Tensor, sigma_hi: Tensor, is_gc: T
 
 def ot_permutation(x: Tensor, z: Tensor) -> Tensor:
     """perm such that pairing x[k] with z[perm[k]] minimises sum_k ||x[k] - z[perm[k]]||^2."""
+    from scipy.optimize import linear_sum_assignment  # here: IC and GC jobs never load it
+
     cost = torch.cdist(x.flatten(1).double(), z.flatten(1).double()).square()
     _, cols = linear_sum_assignment(cost.cpu().numpy())
     return torch.as_tensor(cols, device=z.device)

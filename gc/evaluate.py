@@ -31,7 +31,6 @@ from .paper import FID_SAMPLES
 from .progress import Scalars
 from .sample import load_network, renoise_floor, sample, to_uint8
 from .schedules import karras_sigmas
-from .stats import mean_ci
 
 CLIP = "clipped to [-1, 1], quantised to uint8 (the official code min-max normalises instead)"
 
@@ -366,6 +365,8 @@ def _sample_and_score(net, config, spec: EvalSpec, seed: int, needed, device, he
 def _with_resamplings(rows: list[dict], others: list[list[dict]], seeds: list[int]) -> list[dict]:
     """Fold the other sample sets' headline values into `rows`: each such metric keeps every
     value, and its `value` becomes the mean (what the paper's Table 1 reports, +- the spread)."""
+    from .stats import mean_ci  # scipy.stats and pandas: about 1 s of start-up, needed here only
+
     key = lambda m: (m["metric"], m.get("mode", ""))
     values = {key(m): [m["value"]] for m in rows}
     for other in others:

@@ -37,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import study
 from .catalog import DATASETS, FID_MODES, PAPER_DATASETS
-from .recipes import TrainConfig, build_network
+from .recipes import TrainConfig, build_network, precision
 
 THROUGHPUT_FILE = Path("benchmarks/throughput.json")
 BYTES_PER_VALUE = 4  # weights, EMA and optimizer moments are kept in fp32
@@ -69,10 +69,6 @@ class Assumption:
             f"at {self.utilisation:.0%} utilisation = {self.flops_per_s(precision) / 1e12:.3g} "
             f"TFLOP/s (measure with benchmarks/gpu_throughput.py --write {THROUGHPUT_FILE})"
         )
-
-
-def precision(c: TrainConfig) -> str:
-    return "bf16" if c.bf16 else "tf32" if c.tf32 else "fp32"
 
 
 def count_flops(fn) -> int:

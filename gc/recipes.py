@@ -491,6 +491,11 @@ def from_dict(values: dict) -> TrainConfig:
     return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+def precision(c: TrainConfig) -> str:
+    """The arithmetic the training runs in: bf16 autocast, TF32 matmuls, or plain fp32."""
+    return "bf16" if c.bf16 else "tf32" if c.tf32 else "fp32"
+
+
 def build_network(c: TrainConfig):
     """The consistency function f(x, sigma) of a config (networks.ConsistencyFunction)."""
     from .networks import MLP, ConsistencyFunction, SongUNet

@@ -29,7 +29,14 @@ from .losses import LOSSES
 from .microbatch import Drawn, accumulate, chunked
 from .optimizers import make_optimizer
 from .progress import Progress, Scalars
-from .recipes import ConfigError, TrainConfig, build_network, config_changes, describe_changes
+from .recipes import (
+    ConfigError,
+    TrainConfig,
+    build_network,
+    config_changes,
+    describe_changes,
+    precision,
+)
 from .runtime import pick_device, set_tf32
 from .schedules import interval_probs, karras_sigmas, loss_weights, num_sigma_points
 
@@ -354,7 +361,12 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
         event = "resume" if run.step else "start"
         checkpoint.append_jsonl(
             provenance.collect(
-                event=event, step=run.step, seed=c.seed, world_size=shard.world, **init
+                event=event,
+                step=run.step,
+                seed=c.seed,
+                world_size=shard.world,
+                precision=precision(c),
+                **init,
             ),
             run_dir / checkpoint.PROVENANCE,
         )

@@ -56,6 +56,7 @@ def test_resume_is_bitwise_exact(tmp_path, tiny_digits):
     _assert_bitwise_equal(_final_state(tmp_path / "straight"), _final_state(interrupted))
     starts = checkpoint.read_jsonl(interrupted / "provenance.jsonl")
     assert [s["event"] for s in starts] == ["start", "resume"]
+    assert [s["precision"] for s in starts] == ["fp32", "fp32"]  # what the loss was computed in
 
 
 def test_run_directory_contents(tmp_path, tiny_digits):
