@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from gcbench import checkpoint, study
 from gcbench.report import report, summary_table, tidy
 
@@ -112,10 +113,12 @@ def test_ect_pretraining_then_fine_tuning_through_the_workflow(workdir):
 
 
 def test_adding_a_seed_adds_only_new_runs(workdir):
-    config = (workdir / "workflow/config/default.yaml").read_text()
-    (workdir / "more.yaml").write_text(config.replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2, 3]"))
+    config = yaml.safe_load((workdir / "workflow/config/default.yaml").read_text())
+    for exp in config["experiments"].values():
+        exp["seeds"] = [*exp["seeds"], max(exp["seeds"]) + 1]
+    (workdir / "more.yaml").write_text(yaml.safe_dump(config))
     out = _snakemake(workdir, "-n", "--cores", "2", "--configfile", "more.yaml")
-    assert _job_counts(out.stdout)["train"] == 20  # (3 digits8 + 2 toy2d variants) x 4 seeds
+    assert _job_counts(out.stdout)["train"] == 3 + 2  # one new seed of each variant
 
 
 def test_bad_config_fails_before_any_job(workdir):
