@@ -297,6 +297,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+LOCAL_POLL_S = 0.05  # a local job's own process is polled: cheap
+
+
 def _job(record: dict):
     folder = Path(record["folder"])
     if record["cluster"] == "slurm":
@@ -351,6 +354,11 @@ def _wait(record: dict, job, poll_s: float):
         # Re-attached to a local job another process started: poll its controller.
         while _pid_alive(int(record["job_id"])) and not job.paths.result_pickle.exists():
             time.sleep(poll_s)
+    elif record["cluster"] == "local":
+        # submitit's own wait looks once a second: up to a second lost per local job, which
+        # on the embedded default's 48 short jobs is a visible share of its wall time.
+        while not job.done():
+            time.sleep(LOCAL_POLL_S)
     try:
         return job.results()[0]  # task 0's (rank 0 of a data-parallel job)
     except Exception as err:  # FailedJobError, UncompletedJobError: the job's own message

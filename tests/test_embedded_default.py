@@ -103,3 +103,20 @@ def test_digits_are_sklearns_digits_read_without_importing_sklearn():
     code = "import sys; from gcbench.data import digits; digits(); print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_default_is_sized_on_seeds_it_never_reports():
+    from pathlib import Path
+
+    from gcbench import compose
+
+    root = Path(__file__).resolve().parents[1] / "workflow/config"
+    default, sizing = (compose.load_study(root / f"{n}.yaml") for n in ("default", "sizing"))
+    reported = set(default["experiments"]["digits8"]["seeds"])
+    for exp in sizing["experiments"].values():
+        assert exp["dataset"] == "digits8" and not reported & set(exp["seeds"])
+        assert {v["coupling"] for v in exp["variants"].values()} == {"ic", "gc"}
+    # The sized setting is one the sizing study measured: the same steps and snapshots.
+    assert any(
+        e["set"] == default["experiments"]["digits8"]["set"] for e in sizing["experiments"].values()
+    )
