@@ -118,7 +118,9 @@ def test_adding_a_seed_adds_only_new_runs(workdir):
         exp["seeds"] = [*exp["seeds"], max(exp["seeds"]) + 1]
     (workdir / "more.yaml").write_text(yaml.safe_dump(config))
     out = _snakemake(workdir, "-n", "--cores", "2", "--configfile", "more.yaml")
-    assert _job_counts(out.stdout)["train"] == 3 + 2  # one new seed of each variant
+    runs = sum(len(e["variants"]) * len(e["seeds"]) for e in config["experiments"].values())
+    assert runs == 3 * 7 + 2 * 4  # digits8: 3 variants x 7 seeds; toy2d: 2 x 4
+    assert _job_counts(out.stdout)["train"] == runs
 
 
 def test_bad_config_fails_before_any_job(workdir):
