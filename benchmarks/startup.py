@@ -5,7 +5,7 @@ its first sample, in a fresh interpreter each time, as ratios measured in one ru
 
 Training: import the training module, load digits8, build the network, the EMA copy and the
 optimizer. Evaluation: import the evaluation module, load the digits classifier (trained once
-in the cache if missing). With --before, the same two start-ups of the code at git REF (checked
+in the cache, $GCBENCH_CACHE or the default, if missing). With --before, the same two start-ups of the code at git REF (checked
 out in a temporary worktree) run interleaved with this checkout's, so the ratio after / before
 is measured under the same load.
 """
@@ -34,9 +34,10 @@ ema = copy.deepcopy(net)
 make_optimizer(c, net.parameters())
 """
 EVALUATE = """
+import os
 from gcbench import evaluate, digits_metric
 from gcbench.assets import DEFAULT_CACHE
-digits_metric.classifier(DEFAULT_CACHE)
+digits_metric.classifier(os.environ.get("GCBENCH_CACHE", DEFAULT_CACHE))
 """
 
 

@@ -237,10 +237,19 @@ def _inception_score(images: np.ndarray, weights: Path, device) -> dict:
     )
 
 
+def _file_identity(source: Path) -> tuple[Path, int, int]:
+    """The path, resolved, with its file's mtime and size: a cache key that a classifier
+    rebuilt at the same path does not match."""
+    path = source.resolve()
+    stat = path.stat() if path.is_file() else None
+    return path, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0
+
+
 @functools.cache
-def _digits_reference(source: Path, device: str) -> tuple:
+def _digits_reference(source: Path, mtime_ns: int, size: int, device: str) -> tuple:
     """The classifier, its weights file and accuracy, the reference images and their feature
-    moments: loaded and computed once per process, not once per snapshot of a curve."""
+    moments: loaded and computed once per process, not once per snapshot of a curve (the key
+    holds the file's mtime and size, so a rebuilt classifier is loaded afresh)."""
     model, weights, accuracy = digits_metric.classifier(source)
     reference = digits_metric.reference_images(REFERENCE_SPLIT)
     moments = metrics.gaussian_moments(digits_metric.features(reference, model, device))
@@ -251,7 +260,7 @@ def _digits_metrics(
     images: np.ndarray, spec: EvalSpec, device, headline_only: bool = False
 ) -> list[dict]:
     model, weights, accuracy, reference, moments = _digits_reference(
-        Path(spec.digits_classifier or spec.cache), str(device)
+        *_file_identity(Path(spec.digits_classifier or spec.cache)), str(device)
     )
     protocol = dict(
         reference_split="train",

@@ -356,7 +356,7 @@ def _wait(record: dict, job, poll_s: float):
             time.sleep(poll_s)
     elif record["cluster"] == "local":
         # submitit's own wait looks once a second: up to a second lost per local job, which
-        # on the embedded default's 48 short jobs is a visible share of its wall time.
+        # on the embedded default's 53 short jobs is a visible share of its wall time.
         while not job.done():
             time.sleep(LOCAL_POLL_S)
     try:

@@ -1,7 +1,7 @@
 """The optimizers a config names, built for its parameters.
 
 Lion is lion-pytorch's (its state_dict format, its defaults), with the step taken on all
-parameters at once through torch's `_foreach` ops: the same arithmetic, value for value, in a
+parameters at once through torch's `_foreach` ops: the same arithmetic (value for value on the CPU), in a
 handful of calls instead of about ten per parameter tensor, which on a CPU-sized network is a
 visible share of each step (benchmarks/step_time.py).
 """
@@ -15,8 +15,15 @@ from .recipes import TrainConfig
 
 
 class ForeachLion(Lion):
-    """lion-pytorch's Lion (decoupled weight decay off) with a multi-tensor step:
-    p <- p (1 - lr wd) - lr sign(beta1 m + (1 - beta1) g);  m <- beta2 m + (1 - beta2) g."""
+    """lion-pytorch's Lion (decoupled weight decay and Triton off) with a multi-tensor step:
+    p <- p (1 - lr wd) - lr sign(beta1 m + (1 - beta1) g);  m <- beta2 m + (1 - beta2) g.
+    Value for value lion-pytorch's on the CPU, where `_foreach` ops run the per-tensor ones;
+    CUDA's fused multi-tensor kernels may round differently."""
+
+    def __init__(self, params, **kwargs):
+        if kwargs.get("use_triton") or kwargs.get("decoupled_weight_decay"):
+            raise ValueError("ForeachLion implements Lion's plain step only")
+        super().__init__(params, **kwargs)
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -720,7 +720,7 @@ _DESCRIPTIONS = [  # (file-name prefix, description), most specific first
         "`paper` is Table 2's number for the run's setting, and the paired difference pairs "
         "only within one setting",
     ),
-    ("table3", "Table 3 ablations, the columns of Table 1, and GC at IC's wall-clock"),
+    ("table3", "Table 3 ablations, the columns of Table 1, and GC at IC's training budget"),
     (
         "mu_sweep.",
         "final headline metric against μ for GC without dropout, mean ± 95% band over seeds, "

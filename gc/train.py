@@ -278,7 +278,8 @@ def train(
     if shard.is_main:
         # The GPU model and count belong to the budget: train_seconds on one GPU model is not
         # the same budget on another (ECT short's hour, wall-clock comparisons).
-        summary = dict(step=run.step, train_seconds=run.train_seconds, cpu_seconds=run.cpu_seconds)
+        summary = dict(step=run.step, train_seconds=run.train_seconds)
+        summary |= dict(cpu_seconds=_known(run.cpu_seconds))
         summary |= dict(final_loss=_last_loss(run.run_dir), **checkpoint.run_hardware(run.run_dir))
         checkpoint.write_json(summary, run.run_dir / DONE)
         if not c.keep_state:  # done.json is written first: a crash here leaves a finished run
@@ -348,7 +349,8 @@ def _setup(c: TrainConfig, run_dir: Path, shard: Shard) -> _Run:
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], gen, device, shard)
         run.step, run.train_seconds = state["step"], state["train_seconds"]
-        run.cpu_seconds = state.get("cpu_seconds", 0.0)  # states saved before it was recorded
+        # A state saved before CPU time was recorded: the count restarts, so it is partial.
+        run.cpu_seconds = state.get("cpu_seconds", math.nan)
     elif c.init not in ("", "random"):  # pretrained weights for the online net and the EMA
         from .pretrained import load_init
 
@@ -436,7 +438,9 @@ def _draw(run: _Run, x: Tensor, grid) -> Drawn:
 
 def _log(run: _Run, window: _Window, n_points: int) -> dict:
     """The tick's metrics row (reduced over ranks), appended to metrics.jsonl by rank 0."""
-    row = window.summary(run.step, n_points, run.c.batch_size, run.train_seconds, run.cpu_seconds)
+    row = window.summary(
+        run.step, n_points, run.c.batch_size, run.train_seconds, _known(run.cpu_seconds)
+    )
     _stop_if_not_finite(run, row["loss"])
     if run.shard.is_main:
         checkpoint.append_jsonl(row, run.run_dir / "metrics.jsonl")
@@ -521,6 +525,11 @@ def _compiled(model: nn.Module, c: TrainConfig) -> nn.Module:
     return torch.compile(model) if c.compile else model
 
 
+def _known(seconds: float) -> float | None:
+    """None for a CPU count that is not the whole run's (nan: resumed from an older state)."""
+    return None if math.isnan(seconds) else seconds
+
+
 def _last_loss(run_dir: Path) -> float | None:
     rows = checkpoint.read_metrics(run_dir)
     return rows[-1]["loss"] if rows else None
@@ -560,7 +569,12 @@ class _Window:
         return self._global()[0]
 
     def summary(
-        self, step: int, n_points: int, batch: int, train_seconds: float, cpu_seconds: float
+        self,
+        step: int,
+        n_points: int,
+        batch: int,
+        train_seconds: float,
+        cpu_seconds: float | None,
     ) -> dict:
         loss, cost_ic, n_ic, cost_gc, n_gc = self._global()
         elapsed = time.perf_counter() - self.started

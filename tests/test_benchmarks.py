@@ -1,6 +1,7 @@
 """The benchmarks the README shows run and print what it says, at tiny size (their numbers
 are measurements for the README, not test assertions)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,9 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(*args: str) -> str:
+def _run(*args: str, env: dict | None = None) -> str:
     out = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -23,6 +24,7 @@ def test_bf16_benchmark_prints_speed_and_loss_shift_per_seed():
     assert "bf16 / fp32 CPU time per step" in out and "late-loss shift bf16 - fp32" in out
 
 
-def test_startup_benchmark_times_both_jobs():
-    out = _run("benchmarks/startup.py", "--rounds", "1")
+def test_startup_benchmark_times_both_jobs(tmp_path):
+    env = os.environ | {"GCBENCH_CACHE": str(tmp_path)}  # its classifier, not the user's cache
+    out = _run("benchmarks/startup.py", "--rounds", "1", env=env)
     assert "train     this checkout:" in out and "evaluate  this checkout:" in out

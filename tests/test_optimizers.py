@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from gcbench.optimizers import ForeachLion
@@ -24,5 +26,18 @@ def test_foreach_lion_takes_lion_pytorchs_steps_value_for_value(weight_decay):
         assert torch.equal(p, q)
     for p, q in zip(ours, theirs, strict=True):
         assert torch.equal(a.state[p]["exp_avg"], b.state[q]["exp_avg"])
-    resumed = Lion(theirs, **kwargs)  # the state_dict is lion-pytorch's
-    resumed.load_state_dict(a.state_dict())
+    # The state_dict is lion-pytorch's: theirs, resumed from ours, takes the same next step.
+    resumed = Lion(theirs, **kwargs)
+    resumed.load_state_dict(copy.deepcopy(a.state_dict()))  # as from a file: no shared tensors
+    grads = [torch.randn(s) for s in shapes]
+    for p, q, g in zip(ours, theirs, grads, strict=True):
+        p.grad, q.grad = g.clone(), g.clone()
+    a.step()
+    resumed.step()
+    for p, q in zip(ours, theirs, strict=True):
+        assert torch.equal(p, q)
+
+
+def test_foreach_lion_refuses_the_options_it_does_not_implement():
+    with pytest.raises(ValueError, match="plain step"):
+        ForeachLion([torch.zeros(2, requires_grad=True)], decoupled_weight_decay=True)
