@@ -34,8 +34,8 @@ def test_dry_run_of_the_embedded_default(workdir):
     out = _snakemake(workdir, "-n", "-p", "--cores", "2")
     assert out.returncode == 0, out.stderr
     counts = _job_counts(out.stdout)
-    # digits8: 3 variants x 3 seeds; toy2d: 2 variants x 3 seeds; one evaluation job per run.
-    assert counts["train"] == counts["evaluate"] == 15
+    # digits8: 3 variants x 6 seeds; toy2d: 2 variants x 3 seeds; one evaluation job per run.
+    assert counts["train"] == counts["evaluate"] == 3 * 6 + 2 * 3
     assert counts["check_inputs"] == 2 and counts["report"] == 1
     assert counts["digits_classifier"] == 1  # one feature network for every FD-digits
     assert "--digits-classifier results/digits_classifier.pt" in out.stdout
