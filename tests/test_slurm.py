@@ -353,20 +353,24 @@ def test_each_experiment_and_kind_of_job_gets_its_own_resources(workdir):
     }, limits
 
 
-def _sacct_lines(job_id: str) -> str:
+def _sacct_lines(job_id: str, expect: str | None = None) -> str:
     """sacct's lines for a job and its steps once it has ended (printed: the scenario's
-    record). A launcher may hold the result before SLURM has closed the batch step."""
+    record). A launcher may hold the result before SLURM has closed the batch step. On a
+    reused test cluster an older job of the same id is listed too, and may be the only one
+    for a moment: with `expect`, wait until a line matching it is there."""
+    query = ["sacct", "-D", "-j", job_id, "-n", "-P", "-o", "jobid,jobname,state,elapsed,exitcode"]
+
+    def lines() -> str:
+        return subprocess.run(query, capture_output=True, text=True, check=True).stdout
+
     _wait_for(
         lambda: _sacct_states([job_id]).get(job_id) not in (None, "RUNNING", "PENDING"),
         120,
         f"job {job_id} to end",
     )
-    out = subprocess.run(
-        ["sacct", "-D", "-j", job_id, "-n", "-P", "-o", "jobid,jobname,state,elapsed,exitcode"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    if expect is not None:
+        _wait_for(lambda: re.search(expect, lines(), re.M), 120, f"sacct to list {expect}", 1)
+    out = lines()
     print(f"sacct -j {job_id}:\n{out}")
     return out
 
@@ -541,5 +545,6 @@ def test_data_preparation_runs_as_a_cluster_job_when_asked(workdir):
     # Named like every job of a study: gc:<what it is for>:prepare.
     # (A search, not the first line: `sacct -D` also lists an older job of the same id when a
     # reused test cluster restarted its job ids.)
-    lines = _sacct_lines(record["job_id"])
-    assert re.search(rf"^{record['job_id']}\|gc:[^|]*:prepare\|COMPLETED", lines, re.M), lines
+    expect = rf"^{record['job_id']}\|gc:[^|]*:prepare\|COMPLETED"
+    lines = _sacct_lines(record["job_id"], expect)
+    assert re.search(expect, lines, re.M), lines
